@@ -1,0 +1,43 @@
+/*
+ * smtpkit: name resolution with a deadline (c-ares).
+ *
+ * getaddrinfo() cannot be bounded in time; c-ares can.  A literal IPv4 or
+ * IPv6 address is answered without touching the resolver.
+ */
+#ifndef SMTPKIT_DNS_H
+#define SMTPKIT_DNS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "error.h"
+
+#define SK_DNS_ADDRS_MAX 16
+
+struct sk_addr {
+	socklen_t len;
+	struct sockaddr_storage ss;	/* AF_INET or AF_INET6, port set */
+};
+
+struct sk_addrlist {
+	size_t n;
+	struct sk_addr a[SK_DNS_ADDRS_MAX];
+};
+
+/*
+ * Resolve host to its IPv6 and IPv4 addresses (A and AAAA, /etc/hosts
+ * honoured), each with port set, interleaved IPv6 first as RFC 8305 §4
+ * suggests.  timeout_ms bounds the whole lookup.
+ * Errors (stage SK_STAGE_RESOLVE, kind SK_ERR_DNS, dns_status set):
+ * the name does not exist; the resolver did not answer in time
+ * (kind SK_ERR_TIMEOUT); the name exists but has no address.
+ */
+int sk_dns_resolve(const char *host, unsigned port, int timeout_ms,
+    struct sk_addrlist *out, struct sk_error *err);
+
+/* "192.0.2.1:25" or "[2001:db8::1]:25" into buf; returns buf. */
+const char *sk_addr_str(const struct sk_addr *a, char *buf, size_t cap);
+
+#define SK_ADDR_STR_MAX 64
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * smtpkit: message input and simple composition.
+ *
+ * Checks on what the user gives (addresses, header-bound text), a scanner
+ * that measures a ready RFC 5322 message without holding it (size on the
+ * wire, 8-bit octets, over-long lines), and the composition of a plain
+ * UTF-8 text message.
+ */
+#ifndef SMTPKIT_MESSAGE_H
+#define SMTPKIT_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "error.h"
+
+/* RFC 5322 §2.1.1: a line is at most 998 octets without its CRLF. */
+#define SK_LINE_MAX 998
+
+/*
+ * Check an envelope address (RFC 5321 §4.1.2 Mailbox, without the angle
+ * brackets): local@domain, local part at most 64 octets, whole at most 254
+ * (§4.5.3.1), no controls, spaces or brackets outside a quoted local part.
+ * Non-ASCII is accepted when it is valid UTF-8, and *utf8 (may be NULL) is
+ * then set: the server must offer SMTPUTF8 (RFC 6531).
+ * Errors: stage SK_STAGE_LOCAL, kind SK_ERR_USAGE, message naming what
+ * (e.g. "--to") and the address.
+ */
+int sk_addr_check(const char *what, const char *addr, bool *utf8,
+    struct sk_error *err);
+
+/*
+ * Check text bound for a header (subject, display name): no CR or LF (header
+ * injection), no other control but TAB, valid UTF-8.  Errors as above.
+ */
+int sk_header_check(const char *what, const char *value, struct sk_error *err);
+
+/* Measures of a ready message, gathered as it streams by. */
+struct sk_scan {
+	uint64_t size;		/* octets read */
+	uint64_t wire_size;	/* octets between DATA and the final dot */
+	uint64_t lines;
+	bool has_8bit;		/* an octet above 127: needs 8BITMIME */
+	bool has_nul;
+	uint64_t long_line;	/* first line over SK_LINE_MAX octets (1-based), 0 if none */
+	uint64_t long_line_len;	/* its length */
+	/* private */
+	uint64_t cur_len;
+	int bol, cr;
+};
+
+void sk_scan_init(struct sk_scan *s);
+void sk_scan_feed(struct sk_scan *s, const char *buf, size_t len);
+void sk_scan_finish(struct sk_scan *s);
+
+/*
+ * Scan fd from its current offset to end of file.  Errors: kind
+ * SK_ERR_LOCAL with sys_errno on a read failure, naming name.
+ */
+int sk_scan_fd(int fd, const char *name, struct sk_scan *s,
+    struct sk_error *err);
+
+/*
+ * Refuse a message that cannot be sent as it is: a line over 998 octets
+ * ("line 12 is 1204 octets long ...") or a NUL octet.  Stage
+ * SK_STAGE_LOCAL, kind SK_ERR_DATA, naming name.
+ */
+int sk_scan_check(const struct sk_scan *s, const char *name,
+    struct sk_error *err);
+
+struct sk_compose {
+	const char *from;		/* envelope-checked address */
+	const char *const *to;
+	size_t nto;
+	const char *const *cc;
+	size_t ncc;
+	const char *subject;		/* UTF-8, NULL for none */
+	const char *text;		/* UTF-8 body, LF or CRLF line ends */
+	size_t text_len;
+	time_t now;			/* for Date */
+};
+
+/*
+ * Compose a message: From, To, Cc (never Bcc), Subject (RFC 2047 encoded
+ * words when not ASCII), Date (RFC 5322 §3.3, local zone), Message-ID
+ * (random, at the From domain), MIME-Version, Content-Type text/plain
+ * UTF-8, and a body that is 7bit when it can be, otherwise
+ * quoted-printable, so that it never needs 8BITMIME.  Lines end in CRLF and
+ * none is longer than 998 octets.  Returns a malloc'd buffer (owned by the
+ * caller) with *len set, or NULL with err (kind SK_ERR_LOCAL).
+ */
+char *sk_message_compose(const struct sk_compose *m, size_t *len,
+    struct sk_error *err);
+
+/*
+ * RFC 2047 "B" encoding of a UTF-8 header value: returned unchanged when
+ * printable ASCII, otherwise as encoded words of at most 75 octets that
+ * never split a UTF-8 sequence, separated by CRLF SP.  lead is the octets
+ * the header already takes on its first line ("Subject: " = 9).  Returns
+ * the length written (NUL-terminated), or (size_t)-1 if cap is too small.
+ */
+size_t sk_rfc2047_encode(const char *in, size_t lead, char *out, size_t cap);
+
+/* RFC 5322 §3.3 date-time, e.g. "Sun, 29 Nov 2026 09:00:00 +0800". */
+size_t sk_rfc5322_date(time_t t, char *out, size_t cap);
+
+#endif
