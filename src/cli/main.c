@@ -1,0 +1,98 @@
+/* smtpkit command line: dispatch and what every subcommand shares. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "smtpkit/clock.h"
+#include "smtpkit/smtpkit.h"
+#include "cli.h"
+
+const char *cli_progname = "smtpkit";
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: smtpkit COMMAND [options]\n"
+	    "\n"
+	    "commands:\n"
+	    "  send      send a message through an SMTP server\n"
+	    "  version   print the version\n"
+	    "  help      this text\n"
+	    "\n"
+	    "Run 'smtpkit send --help' for the options of send; 'man smtpkit'.\n");
+}
+
+void
+cli_trace_init(struct cli_trace *t, int level)
+{
+	t->start_ms = sk_clock_ms();
+	t->level = level;
+}
+
+void
+cli_trace_fn(void *arg, enum sk_trace_kind kind, const char *text, size_t len)
+{
+	struct cli_trace *t = arg;
+	long long ms = sk_clock_ms() - t->start_ms;
+	const char *mark;
+
+	switch (kind) {
+	case SK_TRACE_RECV:
+		mark = "<-";
+		break;
+	case SK_TRACE_SEND:
+		mark = "->";
+		break;
+	case SK_TRACE_INFO:
+		mark = "**";
+		break;
+	default:
+		if (t->level < 2)
+			return;
+		mark = "..";
+		break;
+	}
+	fprintf(stderr, "[%4lld.%03lld] %s %.*s\n", ms / 1000, ms % 1000, mark,
+	    (int)len, text);
+}
+
+void
+cli_print_error(const struct sk_error *err)
+{
+	if (err->stage != SK_STAGE_NONE && err->stage != SK_STAGE_LOCAL)
+		fprintf(stderr, "%s: %s failed: %s\n", cli_progname,
+		    sk_stage_name(err->stage), err->message);
+	else
+		fprintf(stderr, "%s: %s\n", cli_progname, err->message);
+}
+
+int
+main(int argc, char **argv)
+{
+	/* Writes to a closed connection must fail, not kill us. */
+	(void)signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "send") == 0)
+		return cmd_send(argc - 1, argv + 1);
+	if (strcmp(argv[1], "version") == 0 ||
+	    strcmp(argv[1], "--version") == 0) {
+		printf("smtpkit %s (%s)\n", SMTPKIT_VERSION,
+		    OpenSSL_version(OPENSSL_VERSION));
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "smtpkit: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,828 @@
+/*
+ * smtpkit send: send composed or ready messages through an SMTP server.
+ *
+ * Everything the user gave is checked before the first connection: a bad
+ * address, a header line break, an over-long line, an unreadable file or a
+ * missing password stops the run with nothing sent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "smtpkit/smtpkit.h"
+#include "cli.h"
+
+#define TEXT_FILE_MAX (64u * 1024 * 1024)
+
+struct strlist {
+	char **v;
+	size_t n, cap;
+};
+
+struct send_opts {
+	const char *host;
+	unsigned port;
+	bool tls_given;
+	enum sk_tls_mode tls_mode;
+	enum sk_tls_version tls_min;
+	const char *user;
+	struct password_src pw;
+	enum sk_auth_mech auth;
+	bool allow_plaintext_auth;
+	const char *helo;
+	const char *from;
+	struct strlist to, cc, bcc, raw;
+	const char *subject;
+	const char *text;
+	const char *text_file;
+	int timeout_s;
+	const char *ca_file;
+	bool insecure;
+	int verbose;
+	bool json;
+};
+
+/* Per-message bookkeeping for output. */
+struct outcome {
+	bool done;
+	bool ok;
+	size_t refused;
+	struct sk_error err;	/* the failure, or the first refused recipient */
+	cJSON *rcpts;		/* --json: recipient results */
+};
+
+struct send_run {
+	struct send_opts *o;
+	struct sk_source *src;
+	struct outcome *res;
+	size_t n;
+	const char *peer;
+	int worst;		/* exit status so far */
+};
+
+enum {
+	OPT_HOST = 256, OPT_PORT, OPT_TLS, OPT_TLS_MIN, OPT_USER, OPT_PWFILE,
+	OPT_PWENV, OPT_PWCMD, OPT_AUTH, OPT_PLAINAUTH, OPT_HELO, OPT_FROM,
+	OPT_TO, OPT_CC, OPT_BCC, OPT_SUBJECT, OPT_TEXT, OPT_TEXTFILE, OPT_RAW,
+	OPT_TIMEOUT, OPT_CAFILE, OPT_INSECURE, OPT_JSON, OPT_HELP
+};
+
+static const struct option long_opts[] = {
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "tls", required_argument, NULL, OPT_TLS },
+	{ "tls-min", required_argument, NULL, OPT_TLS_MIN },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "password-file", required_argument, NULL, OPT_PWFILE },
+	{ "password-env", required_argument, NULL, OPT_PWENV },
+	{ "password-cmd", required_argument, NULL, OPT_PWCMD },
+	{ "auth", required_argument, NULL, OPT_AUTH },
+	{ "allow-plaintext-auth", no_argument, NULL, OPT_PLAINAUTH },
+	{ "helo", required_argument, NULL, OPT_HELO },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "cc", required_argument, NULL, OPT_CC },
+	{ "bcc", required_argument, NULL, OPT_BCC },
+	{ "subject", required_argument, NULL, OPT_SUBJECT },
+	{ "text", required_argument, NULL, OPT_TEXT },
+	{ "text-file", required_argument, NULL, OPT_TEXTFILE },
+	{ "raw", required_argument, NULL, OPT_RAW },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "ca-file", required_argument, NULL, OPT_CAFILE },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+static void
+send_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: smtpkit send --host HOST [--port PORT] [--tls implicit|starttls|none]\n"
+	    "           [--user USER (--password-file F | --password-env VAR | --password-cmd CMD)]\n"
+	    "           [--auth PLAIN|LOGIN|CRAM-MD5|XOAUTH2|OAUTHBEARER] [--allow-plaintext-auth]\n"
+	    "           --from ADDR --to ADDR... [--cc ADDR...] [--bcc ADDR...]\n"
+	    "           [--subject TEXT] [--text TEXT | --text-file FILE]   compose a text message\n"
+	    "           [--raw FILE...]                          or send ready RFC 5322 messages\n"
+	    "           [--timeout SECS] [--ca-file FILE] [--insecure] [--tls-min 1.2]\n"
+	    "           [--helo NAME] [-v] [--json]\n"
+	    "\n"
+	    "Port 465 means TLS from the first byte; any other port requires STARTTLS\n"
+	    "unless --tls says otherwise.  Without --port: 587 (465 with --tls implicit).\n");
+}
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: send: ", cli_progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nRun 'smtpkit send --help' for the options.\n");
+	return EXIT_USAGE;
+}
+
+static int
+strlist_add(struct strlist *l, const char *s)
+{
+	char **nv;
+	size_t ncap;
+
+	if (l->n == l->cap) {
+		ncap = l->cap != 0 ? l->cap * 2 : 8;
+		if ((nv = realloc(l->v, ncap * sizeof(*nv))) == NULL)
+			return -1;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	if ((l->v[l->n] = strdup(s)) == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+/* "a@x, b@y" and repeated flags both work. */
+static int
+strlist_add_split(struct strlist *l, const char *s)
+{
+	char *copy, *tok, *save = NULL, *end;
+
+	if ((copy = strdup(s)) == NULL)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok != '\0' && strlist_add(l, tok) == -1) {
+			free(copy);
+			return -1;
+		}
+	}
+	free(copy);
+	return 0;
+}
+
+static void
+strlist_free(struct strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int
+parse_number(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_opts(int argc, char **argv, struct send_opts *o)
+{
+	long v;
+	int c, i;
+
+	o->timeout_s = 30;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+v", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_HOST:
+			o->host = optarg;
+			break;
+		case OPT_PORT:
+			if (parse_number(optarg, 1, 65535, &v) == -1)
+				return usage_error("--port %s: not a port "
+				    "number (1-65535)", optarg);
+			o->port = (unsigned)v;
+			break;
+		case OPT_TLS:
+			if (sk_tls_mode_parse(optarg, &o->tls_mode) == -1)
+				return usage_error("--tls %s: use implicit, "
+				    "starttls or none", optarg);
+			o->tls_given = true;
+			break;
+		case OPT_TLS_MIN:
+			if (sk_tls_version_parse(optarg, &o->tls_min) == -1)
+				return usage_error("--tls-min %s: use 1.0, "
+				    "1.1, 1.2 or 1.3", optarg);
+			break;
+		case OPT_USER:
+			o->user = optarg;
+			break;
+		case OPT_PWFILE:
+			o->pw.file = optarg;
+			break;
+		case OPT_PWENV:
+			o->pw.env = optarg;
+			break;
+		case OPT_PWCMD:
+			o->pw.cmd = optarg;
+			break;
+		case OPT_AUTH:
+			if ((o->auth = sk_auth_mech_parse(optarg)) ==
+			    SK_AUTH_NONE)
+				return usage_error("--auth %s: use PLAIN, "
+				    "LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER",
+				    optarg);
+			break;
+		case OPT_PLAINAUTH:
+			o->allow_plaintext_auth = true;
+			break;
+		case OPT_HELO:
+			o->helo = optarg;
+			break;
+		case OPT_FROM:
+			o->from = optarg;
+			break;
+		case OPT_TO:
+		case OPT_CC:
+		case OPT_BCC:
+			if (strlist_add_split(c == OPT_TO ? &o->to :
+			    c == OPT_CC ? &o->cc : &o->bcc, optarg) == -1)
+				return EXIT_OSERR;
+			break;
+		case OPT_SUBJECT:
+			o->subject = optarg;
+			break;
+		case OPT_TEXT:
+			o->text = optarg;
+			break;
+		case OPT_TEXTFILE:
+			o->text_file = optarg;
+			break;
+		case OPT_RAW:
+			if (strlist_add(&o->raw, optarg) == -1)
+				return EXIT_OSERR;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_number(optarg, 1, 3600, &v) == -1)
+				return usage_error("--timeout %s: give seconds "
+				    "(1-3600)", optarg);
+			o->timeout_s = (int)v;
+			break;
+		case OPT_CAFILE:
+			o->ca_file = optarg;
+			break;
+		case OPT_INSECURE:
+			o->insecure = true;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_HELP:
+			send_usage(stdout);
+			return -2;
+		default:
+			if (optopt != 0 && optopt < 256)
+				return usage_error("unknown option -%c",
+				    optopt);
+			return usage_error("unknown or incomplete option %s",
+			    argv[optind - 1]);
+		}
+	}
+	/* Extra arguments are more raw messages: --raw a.eml b.eml c.eml */
+	for (i = optind; i < argc; i++) {
+		if (o->raw.n == 0)
+			return usage_error("unexpected argument %s (raw "
+			    "message files follow --raw)", argv[i]);
+		if (strlist_add(&o->raw, argv[i]) == -1)
+			return EXIT_OSERR;
+	}
+	return 0;
+}
+
+/* Check every user-given fact; nothing is sent when one is wrong. */
+static int
+check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
+{
+	struct { struct strlist *l; const char *flag; } lists[] = {
+		{ &o->to, "--to" }, { &o->cc, "--cc" }, { &o->bcc, "--bcc" },
+	};
+	size_t i, j;
+	bool u = false;
+	int sources;
+
+	*utf8 = false;
+	if (o->host == NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --host is required (the SMTP server, e.g. "
+		    "smtp.gmail.com)");
+	if (o->from == NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --from is required (the sender address)");
+	if (o->to.n + o->cc.n + o->bcc.n == 0)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: no recipient: give --to (or --cc, --bcc)");
+	if (o->from[0] != '\0') {
+		if (sk_addr_check("--from", o->from, &u, err) == -1)
+			return -1;
+		*utf8 |= u;
+	}
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		for (j = 0; j < lists[i].l->n; j++) {
+			if (sk_addr_check(lists[i].flag, lists[i].l->v[j], &u,
+			    err) == -1)
+				return -1;
+			*utf8 |= u;
+		}
+	if (o->subject != NULL &&
+	    sk_header_check("--subject", o->subject, err) == -1)
+		return -1;
+	if (o->text != NULL && o->text_file != NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: give --text or --text-file, not both");
+	if (o->raw.n > 0 && (o->text != NULL || o->text_file != NULL ||
+	    o->subject != NULL))
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --raw sends ready messages; --subject, --text and "
+		    "--text-file compose one: use one or the other");
+	sources = (o->pw.file != NULL) + (o->pw.env != NULL) +
+	    (o->pw.cmd != NULL);
+	if (sources > 1)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: give one of --password-file, --password-env, "
+		    "--password-cmd");
+	if (sources == 1 && o->user == NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: a password was given without --user");
+	if (o->tls_mode == SK_TLS_MODE_NONE && o->tls_given &&
+	    (o->ca_file != NULL || o->insecure))
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --ca-file and --insecure need TLS, but --tls none "
+		    "was given");
+	if (o->ca_file != NULL && access(o->ca_file, R_OK) == -1) {
+		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+		    "--ca-file %s: %s", o->ca_file, strerror(errno));
+		err->sys_errno = errno;
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+read_text_file(const char *path, size_t *len, struct sk_error *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	ssize_t r;
+	int fd;
+
+	if (strcmp(path, "-") == 0)
+		fd = STDIN_FILENO;
+	else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		goto fail;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto fail;
+	}
+	for (;;) {
+		if (n == cap) {
+			char *nb;
+
+			cap = cap != 0 ? cap * 2 : 65536;
+			if (cap > TEXT_FILE_MAX + 1 ||
+			    (nb = realloc(buf, cap)) == NULL) {
+				errno = EFBIG;
+				goto fail;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			goto fail;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd != STDIN_FILENO)
+		(void)close(fd);
+	*len = n;
+	if (buf == NULL)
+		buf = strdup("");
+	return buf;
+fail:
+	sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "--text-file %s: %s",
+	    path, strerror(errno));
+	err->sys_errno = errno;
+	if (fd > STDIN_FILENO)
+		(void)close(fd);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Open, measure and check one raw message.  Standard input is copied to an
+ * unnamed temporary file as it is measured, so that it can be streamed.
+ */
+static int
+open_raw(const char *path, struct sk_source *src, struct sk_error *err)
+{
+	struct sk_scan scan;
+	struct stat st;
+	char buf[65536];
+	const char *tmpdir;
+	ssize_t n;
+	int fd;
+
+	src->path = strcmp(path, "-") == 0 ? NULL : path;
+	if (src->path == NULL) {
+		if ((tmpdir = getenv("TMPDIR")) == NULL)
+			tmpdir = "/tmp";
+		if ((fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC,
+		    0600)) == -1)
+			goto fail;
+		sk_scan_init(&scan);
+		for (;;) {
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n == -1) {
+				(void)close(fd);
+				goto fail;
+			}
+			if (n == 0)
+				break;
+			sk_scan_feed(&scan, buf, (size_t)n);
+			if (write(fd, buf, (size_t)n) != n) {
+				(void)close(fd);
+				goto fail;
+			}
+		}
+		sk_scan_finish(&scan);
+		path = "standard input";
+	} else {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			goto fail;
+		if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+			(void)close(fd);
+			errno = EISDIR;
+			goto fail;
+		}
+		if (sk_scan_fd(fd, path, &scan, err) == -1) {
+			(void)close(fd);
+			return -1;
+		}
+	}
+	if (sk_scan_check(&scan, path, err) == -1) {
+		(void)close(fd);
+		return -1;
+	}
+	if (src->path == NULL) {
+		/* standard input: keep the copy open, from its start */
+		if (lseek(fd, 0, SEEK_SET) == -1) {
+			(void)close(fd);
+			goto fail;
+		}
+		src->fd = fd;
+	} else {
+		/* reopened when its turn comes: no fd per queued file */
+		(void)close(fd);
+	}
+	src->name = path;
+	src->env.size = scan.wire_size;
+	src->env.body_8bit = scan.has_8bit;
+	return 0;
+fail:
+	sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "cannot read %s: %s",
+	    path, strerror(errno));
+	err->sys_errno = errno;
+	return -1;
+}
+
+static cJSON *
+json_error(const struct sk_error *e)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "stage", sk_stage_name(e->stage));
+	cJSON_AddStringToObject(o, "kind", sk_error_kind_name(e->kind));
+	if (e->code != 0)
+		cJSON_AddNumberToObject(o, "code", e->code);
+	cJSON_AddStringToObject(o, "enhanced", e->enhanced);
+	if (e->server_text[0] != '\0')
+		cJSON_AddStringToObject(o, "reply", e->server_text);
+	if (e->sys_errno != 0)
+		cJSON_AddStringToObject(o, "errno", strerror(e->sys_errno));
+	if (e->kind == SK_ERR_TLS_VERIFY)
+		cJSON_AddNumberToObject(o, "verify_result",
+		    (double)e->verify_result);
+	cJSON_AddStringToObject(o, "message", e->message);
+	cJSON_AddNumberToObject(o, "exit", cli_exit_code(e));
+	return o;
+}
+
+static void
+json_print(cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+
+	if (s != NULL) {
+		fputs(s, stdout);
+		fputc('\n', stdout);
+		free(s);
+	}
+	cJSON_Delete(o);
+}
+
+static void
+worse(struct send_run *r, int code)
+{
+	/* A permanent or local failure outranks a temporary one. */
+	if (r->worst == EXIT_OK || (r->worst == EXIT_TEMPFAIL &&
+	    code != EXIT_OK))
+		r->worst = code;
+}
+
+static void
+print_message(struct send_run *r, size_t i)
+{
+	const struct sk_source *src = &r->src[i];
+	struct outcome *res = &r->res[i];
+	size_t nr = src->env.nrcpts;
+	cJSON *o;
+
+	if (r->o->json) {
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "message", (double)(i + 1));
+		cJSON_AddStringToObject(o, "source", src->name);
+		cJSON_AddStringToObject(o, "status", !res->ok ? "failed" :
+		    res->refused > 0 ? "partial" : "accepted");
+		if (res->ok) {
+			cJSON_AddNumberToObject(o, "code", res->err.code);
+			cJSON_AddStringToObject(o, "enhanced",
+			    res->err.enhanced);
+			cJSON_AddStringToObject(o, "reply",
+			    res->err.server_text);
+		}
+		cJSON_AddItemToObject(o, "recipients", res->rcpts);
+		res->rcpts = NULL;
+		if (!res->ok)
+			cJSON_AddItemToObject(o, "error", json_error(&res->err));
+		json_print(o);
+		return;
+	}
+	if (!res->ok)
+		printf("message %zu (%s): not sent: %s\n", i + 1, src->name,
+		    res->err.message);
+	else if (res->refused > 0)
+		printf("message %zu (%s): accepted by %s for %zu of %zu "
+		    "recipients: %d %s\n", i + 1, src->name, r->peer,
+		    nr - res->refused, nr, res->err.code, res->err.server_text);
+	else
+		printf("message %zu (%s): accepted by %s: %d %s\n", i + 1,
+		    src->name, r->peer, res->err.code, res->err.server_text);
+}
+
+static void
+on_result(void *arg, const struct sk_event *ev)
+{
+	struct send_run *r = arg;
+	struct outcome *res = &r->res[ev->msg];
+	const struct sk_source *src = &r->src[ev->msg];
+	cJSON *o;
+
+	if (ev->type == SK_EV_RCPT) {
+		if (r->o->json) {
+			o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "address",
+			    src->env.rcpts[ev->rcpt]);
+			cJSON_AddStringToObject(o, "status", ev->ok ?
+			    "accepted" : "refused");
+			cJSON_AddNumberToObject(o, "code", ev->detail.code);
+			cJSON_AddStringToObject(o, "enhanced",
+			    ev->detail.enhanced);
+			cJSON_AddStringToObject(o, "reply",
+			    ev->detail.server_text);
+			cJSON_AddItemToArray(res->rcpts, o);
+		}
+		if (!ev->ok) {
+			res->refused++;
+			worse(r, cli_exit_code(&ev->detail));
+			if (!r->o->json)
+				printf("message %zu (%s): recipient <%s> "
+				    "refused: %d %s\n", ev->msg + 1,
+				    src->name, src->env.rcpts[ev->rcpt],
+				    ev->detail.code, ev->detail.server_text);
+		}
+		return;
+	}
+	res->done = true;
+	res->ok = ev->ok;
+	res->err = ev->detail;
+	if (!ev->ok)
+		worse(r, cli_exit_code(&ev->detail));
+	print_message(r, ev->msg);
+}
+
+static void
+session_failed(struct send_opts *o, const struct sk_error *e)
+{
+	cJSON *j;
+
+	cli_print_error(e);
+	if (o->json) {
+		j = cJSON_CreateObject();
+		cJSON_AddItemToObject(j, "error", json_error(e));
+		json_print(j);
+	}
+}
+
+int
+cmd_send(int argc, char **argv)
+{
+	struct send_opts o;
+	struct send_run run;
+	struct sk_session_config cfg;
+	struct sk_session *s = NULL;
+	struct sk_compose comp;
+	struct sk_error err;
+	struct cli_trace tr;
+	struct strlist rcpts;
+	char *secret = NULL, *text = NULL, *composed = NULL;
+	size_t text_len = 0, composed_len = 0, i;
+	bool utf8;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	memset(&run, 0, sizeof(run));
+	memset(&rcpts, 0, sizeof(rcpts));
+	sk_error_clear(&err);
+
+	if ((rc = parse_opts(argc, argv, &o)) != 0) {
+		rc = rc == -2 ? EXIT_OK : rc;
+		goto out;
+	}
+	if (check_opts(&o, &utf8, &err) == -1)
+		goto fail;
+	for (i = 0; i < o.to.n; i++)
+		if (strlist_add(&rcpts, o.to.v[i]) == -1)
+			goto oom;
+	for (i = 0; i < o.cc.n; i++)
+		if (strlist_add(&rcpts, o.cc.v[i]) == -1)
+			goto oom;
+	for (i = 0; i < o.bcc.n; i++)
+		if (strlist_add(&rcpts, o.bcc.v[i]) == -1)
+			goto oom;
+
+	/* The messages, all checked before the first connection. */
+	run.o = &o;
+	run.n = o.raw.n > 0 ? o.raw.n : 1;
+	run.src = calloc(run.n, sizeof(*run.src));
+	run.res = calloc(run.n, sizeof(*run.res));
+	if (run.src == NULL || run.res == NULL)
+		goto oom;
+	for (i = 0; i < run.n; i++) {
+		run.src[i].fd = -1;
+		run.src[i].env.from = o.from;
+		run.src[i].env.rcpts = (const char *const *)rcpts.v;
+		run.src[i].env.nrcpts = rcpts.n;
+		run.src[i].env.smtputf8 = utf8;
+		if ((run.res[i].rcpts = cJSON_CreateArray()) == NULL)
+			goto oom;
+	}
+	if (o.raw.n > 0) {
+		for (i = 0; i < o.raw.n; i++)
+			if (open_raw(o.raw.v[i], &run.src[i], &err) == -1)
+				goto fail;
+	} else {
+		if (o.text_file != NULL) {
+			if ((text = read_text_file(o.text_file, &text_len,
+			    &err)) == NULL)
+				goto fail;
+		} else {
+			text = strdup(o.text != NULL ? o.text : "");
+			if (text == NULL)
+				goto oom;
+			text_len = strlen(text);
+		}
+		memset(&comp, 0, sizeof(comp));
+		comp.from = o.from;
+		comp.to = (const char *const *)o.to.v;
+		comp.nto = o.to.n;
+		comp.cc = (const char *const *)o.cc.v;
+		comp.ncc = o.cc.n;
+		comp.subject = o.subject;
+		comp.text = text;
+		comp.text_len = text_len;
+		comp.now = time(NULL);
+		if ((composed = sk_message_compose(&comp, &composed_len,
+		    &err)) == NULL)
+			goto fail;
+		run.src[0].data = composed;
+		run.src[0].len = composed_len;
+		run.src[0].name = "composed";
+		run.src[0].env.size = composed_len + 2;
+	}
+	if (o.user != NULL && cli_password(&o.pw, &secret, &err) == -1)
+		goto fail;
+
+	/* Where and how to connect. */
+	memset(&cfg, 0, sizeof(cfg));
+	if (!o.tls_given)
+		o.tls_mode = o.port == 465 ? SK_TLS_MODE_IMPLICIT :
+		    SK_TLS_MODE_STARTTLS;
+	if (o.port == 0)
+		o.port = o.tls_mode == SK_TLS_MODE_IMPLICIT ? 465 : 587;
+	if (o.insecure)
+		fprintf(stderr, "%s: warning: --insecure: the server's "
+		    "certificate is not checked; anyone on the path can read "
+		    "the password and the mail\n", cli_progname);
+	cfg.host = o.host;
+	cfg.port = o.port;
+	cfg.tls_mode = o.tls_mode;
+	cfg.tls.ca_file = o.ca_file;
+	cfg.tls.insecure = o.insecure;
+	cfg.tls.min_version = o.tls_min;
+	cfg.helo_name = o.helo;
+	cfg.user = o.user;
+	cfg.secret = secret;
+	cfg.auth_mech = o.auth;
+	cfg.allow_plaintext_auth = o.allow_plaintext_auth;
+	cfg.timeout_ms = o.timeout_s * 1000;
+	if (o.verbose > 0) {
+		cli_trace_init(&tr, o.verbose);
+		cfg.trace.fn = cli_trace_fn;
+		cfg.trace.arg = &tr;
+	}
+
+	if ((s = sk_session_open(&cfg, &err)) == NULL) {
+		session_failed(&o, &err);
+		rc = cli_exit_code(&err);
+		goto out;
+	}
+	cli_secret_free(secret);
+	secret = NULL;
+	run.peer = sk_session_peer(s);
+	run.worst = EXIT_OK;
+	if (sk_session_send(s, run.src, run.n, on_result, &run, &err) == -1) {
+		session_failed(&o, &err);
+		worse(&run, cli_exit_code(&err));
+		sk_session_free(s);
+	} else {
+		sk_session_quit(s);
+	}
+	s = NULL;
+	rc = run.worst;
+	goto out;
+oom:
+	sk_error_set(&err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "out of memory");
+fail:
+	session_failed(&o, &err);
+	rc = cli_exit_code(&err);
+out:
+	fflush(stdout);
+	cli_secret_free(secret);
+	free(text);
+	free(composed);
+	if (run.src != NULL)
+		for (i = 0; i < run.n; i++)
+			if (run.src[i].fd > STDIN_FILENO)
+				(void)close(run.src[i].fd);
+	if (run.res != NULL)
+		for (i = 0; i < run.n; i++)
+			cJSON_Delete(run.res[i].rcpts);
+	free(run.src);
+	free(run.res);
+	strlist_free(&rcpts);
+	strlist_free(&o.to);
+	strlist_free(&o.cc);
+	strlist_free(&o.bcc);
+	strlist_free(&o.raw);
+	return rc;
+}
