@@ -44,8 +44,9 @@ unsigned sk_auth_mechs_parse(const char *list, size_t len);
 /*
  * Pick the mechanism to use from the offered mask.  With a bearer token:
  * XOAUTH2, then OAUTHBEARER.  With a password over TLS: PLAIN, CRAM-MD5,
- * LOGIN; without TLS: CRAM-MD5 first, since it never reveals the password.
- * SK_AUTH_NONE when nothing fits.
+ * LOGIN; without TLS: CRAM-MD5 first, since it never reveals the password,
+ * then PLAIN, LOGIN (whether to send those in the clear is the caller's
+ * policy).  SK_AUTH_NONE when nothing fits.
  */
 enum sk_auth_mech sk_auth_choose(unsigned offered, bool token, bool tls);
 
@@ -54,14 +55,19 @@ bool sk_auth_mech_is_token(enum sk_auth_mech m);
 
 struct sk_auth {
 	enum sk_auth_mech mech;
-	int step;		/* challenges answered so far */
+	int step;		/* challenges answered so far; -1 while the
+				   initial response is still owed */
 };
 
 /*
  * Start an exchange: write the command line (without CRLF), e.g.
  * "AUTH PLAIN <base64>" or "AUTH LOGIN", to out, NUL-terminated; *len set.
- * Returns 0, or -1 (kind SK_ERR_LOCAL) if it does not fit in cap or an
- * argument is missing.
+ * PLAIN, XOAUTH2 and OAUTHBEARER carry an initial response unless the
+ * command would then exceed 512 octets (RFC 4954 §4): it is then just
+ * "AUTH <mech>" and the response answers the server's first, empty, 334.
+ * Returns 0, or -1 (kind SK_ERR_LOCAL) if it does not fit in cap or
+ * SK_AUTH_LINE_MAX, or an argument is missing (NULL or "") or, for the
+ * token mechanisms, holds a control character.
  */
 int sk_auth_start(struct sk_auth *a, enum sk_auth_mech mech, const char *user,
     const char *secret, char *out, size_t cap, size_t *len,
@@ -69,11 +75,15 @@ int sk_auth_start(struct sk_auth *a, enum sk_auth_mech mech, const char *user,
 
 /*
  * Answer a 334 challenge.  challenge is the reply text after "334 " (still
- * base64).  Writes the response line (without CRLF) to out; *len set.  For
- * XOAUTH2 / OAUTHBEARER a 334 carries the server's JSON error: the answer
- * is an empty line, after which the server sends its final 5xx.
- * Returns 0, or -1 with err (kind SK_ERR_PROTOCOL) on an undecodable or
- * unexpected challenge.
+ * base64).  Writes the response line (without CRLF) to out; *len set.
+ * LOGIN answers the first challenge with the user name and the second with
+ * the password, whatever their wording.  For XOAUTH2 / OAUTHBEARER a 334
+ * after the token carries the server's JSON error: the answer is an empty
+ * line for XOAUTH2 and "AQ==" (a single %x01, RFC 7628 §3.2.3) for
+ * OAUTHBEARER, after which the server sends its final 5xx.
+ * Returns 0, or -1 with err (kind SK_ERR_PROTOCOL) on an undecodable
+ * CRAM-MD5 challenge or an unexpected one (a third for LOGIN, any after
+ * PLAIN's initial response), or (kind SK_ERR_LOCAL) as sk_auth_start.
  */
 int sk_auth_step(struct sk_auth *a, const char *user, const char *secret,
     const char *challenge, size_t clen, char *out, size_t cap, size_t *len,

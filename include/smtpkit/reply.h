@@ -38,7 +38,7 @@ struct sk_reply_parser {
 	struct sk_reply reply;
 	char line[SK_REPLY_LINE_MAX];
 	size_t line_len;
-	int done;		/* last call completed a reply */
+	int done;		/* 1: last call completed a reply; -1: failed */
 };
 
 enum {

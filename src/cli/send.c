@@ -747,7 +747,14 @@ cmd_send(int argc, char **argv)
 		run.src[0].data = composed;
 		run.src[0].len = composed_len;
 		run.src[0].name = "composed";
-		run.src[0].env.size = composed_len + 2;
+		{
+			struct sk_scan scan;
+
+			sk_scan_init(&scan);
+			sk_scan_feed(&scan, composed, composed_len);
+			sk_scan_finish(&scan);
+			run.src[0].env.size = scan.wire_size;
+		}
 	}
 	if (o.user != NULL && cli_password(&o.pw, &secret, &err) == -1)
 		goto fail;
