@@ -48,6 +48,7 @@ fuzz: build-fuzz/build.ninja
 
 install: build
 	$(MESON) configure build --prefix=$(PREFIX)
+	$(NINJA) -C build
 	DESTDIR=$(DESTDIR) $(MESON) install -C build --no-rebuild
 
 clean:
