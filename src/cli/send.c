@@ -52,13 +52,10 @@ struct send_opts {
 	bool json;
 };
 
-/* Per-message bookkeeping for output. */
+/* Per-message bookkeeping for output; the rest is printed as it comes. */
 struct outcome {
-	bool done;
-	bool ok;
 	size_t refused;
-	struct sk_error err;	/* the failure, or the first refused recipient */
-	cJSON *rcpts;		/* --json: recipient results */
+	cJSON *rcpts;		/* --json: recipient results, NULL until one */
 };
 
 struct send_run {
@@ -214,7 +211,7 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 
 	o->timeout_s = 30;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+v", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "v", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_HOST:
 			o->host = optarg;
@@ -570,7 +567,7 @@ worse(struct send_run *r, int code)
 }
 
 static void
-print_message(struct send_run *r, size_t i)
+print_message(struct send_run *r, size_t i, bool ok, const struct sk_error *d)
 {
 	const struct sk_source *src = &r->src[i];
 	struct outcome *res = &r->res[i];
@@ -581,32 +578,31 @@ print_message(struct send_run *r, size_t i)
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "message", (double)(i + 1));
 		cJSON_AddStringToObject(o, "source", src->name);
-		cJSON_AddStringToObject(o, "status", !res->ok ? "failed" :
+		cJSON_AddStringToObject(o, "status", !ok ? "failed" :
 		    res->refused > 0 ? "partial" : "accepted");
-		if (res->ok) {
-			cJSON_AddNumberToObject(o, "code", res->err.code);
-			cJSON_AddStringToObject(o, "enhanced",
-			    res->err.enhanced);
-			cJSON_AddStringToObject(o, "reply",
-			    res->err.server_text);
+		if (ok) {
+			cJSON_AddNumberToObject(o, "code", d->code);
+			cJSON_AddStringToObject(o, "enhanced", d->enhanced);
+			cJSON_AddStringToObject(o, "reply", d->server_text);
 		}
-		cJSON_AddItemToObject(o, "recipients", res->rcpts);
+		cJSON_AddItemToObject(o, "recipients", res->rcpts != NULL ?
+		    res->rcpts : cJSON_CreateArray());
 		res->rcpts = NULL;
-		if (!res->ok)
-			cJSON_AddItemToObject(o, "error", json_error(&res->err));
+		if (!ok)
+			cJSON_AddItemToObject(o, "error", json_error(d));
 		json_print(o);
 		return;
 	}
-	if (!res->ok)
+	if (!ok)
 		printf("message %zu (%s): not sent: %s\n", i + 1, src->name,
-		    res->err.message);
+		    d->message);
 	else if (res->refused > 0)
 		printf("message %zu (%s): accepted by %s for %zu of %zu "
 		    "recipients: %d %s\n", i + 1, src->name, r->peer,
-		    nr - res->refused, nr, res->err.code, res->err.server_text);
+		    nr - res->refused, nr, d->code, d->server_text);
 	else
 		printf("message %zu (%s): accepted by %s: %d %s\n", i + 1,
-		    src->name, r->peer, res->err.code, res->err.server_text);
+		    src->name, r->peer, d->code, d->server_text);
 }
 
 static void
@@ -619,6 +615,9 @@ on_result(void *arg, const struct sk_event *ev)
 
 	if (ev->type == SK_EV_RCPT) {
 		if (r->o->json) {
+			if (res->rcpts == NULL &&
+			    (res->rcpts = cJSON_CreateArray()) == NULL)
+				return;
 			o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "address",
 			    src->env.rcpts[ev->rcpt]);
@@ -642,12 +641,9 @@ on_result(void *arg, const struct sk_event *ev)
 		}
 		return;
 	}
-	res->done = true;
-	res->ok = ev->ok;
-	res->err = ev->detail;
 	if (!ev->ok)
 		worse(r, cli_exit_code(&ev->detail));
-	print_message(r, ev->msg);
+	print_message(r, ev->msg, ev->ok, &ev->detail);
 }
 
 static void
@@ -713,8 +709,6 @@ cmd_send(int argc, char **argv)
 		run.src[i].env.rcpts = (const char *const *)rcpts.v;
 		run.src[i].env.nrcpts = rcpts.n;
 		run.src[i].env.smtputf8 = utf8;
-		if ((run.res[i].rcpts = cJSON_CreateArray()) == NULL)
-			goto oom;
 	}
 	if (o.raw.n > 0) {
 		for (i = 0; i < o.raw.n; i++)

@@ -86,7 +86,7 @@ struct msg {
 	size_t rcpt_ok;
 	bool txn_closed;	/* the final dot was answered */
 	struct sk_error *fail;	/* first failure, NULL while none */
-	struct sk_error ok_reply_storage;
+	struct sk_error *ok;	/* the final positive reply */
 };
 
 struct outbuf {
@@ -422,6 +422,7 @@ msg_free(struct msg *m)
 		free(m->rcpts[i]);
 	free(m->rcpts);
 	free(m->fail);
+	free(m->ok);
 	free(m);
 }
 
@@ -479,7 +480,8 @@ msg_finish(struct sk_client *c, size_t idx)
 		ev.accepted = 0;
 	} else {
 		ev.ok = true;
-		ev.detail = m->ok_reply_storage;
+		if (m->ok != NULL)
+			ev.detail = *m->ok;
 	}
 	/*
 	 * A transaction the server accepted MAIL for and that did not end with
@@ -1053,9 +1055,9 @@ on_msg_reply(struct sk_client *c, const struct cmd *k, const struct sk_reply *r)
 		m->txn_closed = true;
 		m->state = MS_DONE;
 		if (r->code / 100 == 2) {
-			if (m->fail == NULL)
-				reply_detail(&m->ok_reply_storage,
-				    SK_STAGE_DATA, r);
+			if (m->fail == NULL && m->ok == NULL &&
+			    (m->ok = malloc(sizeof(*m->ok))) != NULL)
+				reply_detail(m->ok, SK_STAGE_DATA, r);
 		} else if (m->fail == NULL) {
 			sk_error_set_reply(&e, SK_STAGE_DATA, r,
 			    "the server refused the message");

@@ -24,7 +24,12 @@
 
 #define READ_BUF 16384
 #define BODY_CHUNK 65536
-#define WRITE_LOW 65536		/* flush the output once this much is pending */
+/*
+ * Messages handed to the engine ahead of their turn: enough for the next
+ * one's commands to follow the final dot, few enough that memory does not
+ * grow with the number of messages.
+ */
+#define SUBMIT_AHEAD 4
 
 struct sk_session {
 	struct sk_conn *conn;
@@ -40,6 +45,7 @@ struct sk_session {
 	const struct sk_source *msgs;
 	size_t nmsgs;
 	size_t base;		/* engine index of msgs[0] */
+	size_t submitted;	/* messages handed to the engine */
 	size_t reported;	/* messages with a final result */
 	sk_session_result_fn *fn;
 	void *fn_arg;
@@ -278,6 +284,37 @@ handle_event(struct sk_session *s, const struct sk_event *ev)
 	}
 }
 
+/* Hand the engine the next messages, a few ahead of the one being sent. */
+static void
+top_up(struct sk_session *s)
+{
+	struct sk_event ev;
+	struct sk_error e;
+	long idx;
+
+	while (s->submitted < s->nmsgs &&
+	    s->submitted - s->reported < SUBMIT_AHEAD) {
+		idx = sk_client_submit(s->client, &s->msgs[s->submitted].env,
+		    &e);
+		if (idx == -1) {
+			/* The session is over: the rest were not sent. */
+			for (; s->submitted < s->nmsgs; s->submitted++) {
+				memset(&ev, 0, sizeof(ev));
+				ev.type = SK_EV_MESSAGE;
+				ev.msg = s->submitted;
+				ev.detail = s->failed ? s->err : e;
+				s->reported++;
+				if (s->fn != NULL)
+					s->fn(s->fn_arg, &ev);
+			}
+			return;
+		}
+		if (s->submitted == 0)
+			s->base = (size_t)idx;
+		s->submitted++;
+	}
+}
+
 enum until {
 	UNTIL_READY,
 	UNTIL_SENT,
@@ -315,6 +352,11 @@ run(struct sk_session *s, enum until goal)
 	for (;;) {
 		while (sk_client_next_event(s->client, &ev))
 			handle_event(s, &ev);
+		if (goal == UNTIL_SENT && !s->failed) {
+			top_up(s);
+			while (sk_client_next_event(s->client, &ev))
+				handle_event(s, &ev);
+		}
 		if (s->failed) {
 			/* Best effort: a QUIT the engine queued after a refusal. */
 			(void)sk_client_output(s->client, &pending);
@@ -449,34 +491,20 @@ int
 sk_session_send(struct sk_session *s, const struct sk_source *msgs, size_t n,
     sk_session_result_fn *fn, void *arg, struct sk_error *err)
 {
-	struct sk_event ev;
-	size_t i;
-	long idx;
 	int rc;
 
 	s->msgs = msgs;
 	s->nmsgs = n;
+	s->submitted = 0;
 	s->reported = 0;
 	s->fn = fn;
 	s->fn_arg = arg;
 	s->base = 0;
-	for (i = 0; i < n; i++) {
-		idx = sk_client_submit(s->client, &msgs[i].env, &s->err);
-		if (idx == -1) {
-			/* Report this one and the rest as not sent. */
-			for (; i < n; i++) {
-				memset(&ev, 0, sizeof(ev));
-				ev.type = SK_EV_MESSAGE;
-				ev.msg = i;
-				ev.detail = s->err;
-				s->reported++;
-				if (fn != NULL)
-					fn(arg, &ev);
-			}
-			break;
-		}
-		if (i == 0)
-			s->base = (size_t)idx;
+	if (s->failed) {
+		top_up(s);
+		if (err != NULL)
+			*err = s->err;
+		return -1;
 	}
 	rc = run(s, UNTIL_SENT);
 	if (rc == -1 && err != NULL)
