@@ -4,6 +4,8 @@
  * The socket is non-blocking.  sk_conn_try_read/try_write never wait and
  * say what they need (for an event loop); sk_conn_read/write wait with
  * poll() until an absolute deadline on sk_clock_ms().  No protocol here.
+ * Nothing here raises SIGPIPE (send(2) with MSG_NOSIGNAL, for TLS too),
+ * whatever the application's signal disposition.
  */
 #ifndef SMTPKIT_CONN_H
 #define SMTPKIT_CONN_H
@@ -87,24 +89,38 @@ const char *sk_conn_peer(const struct sk_conn *c);
  * (verify_result set, message naming the reason: expired, not yet valid,
  * self-signed, unknown issuer, host name mismatch with the names the
  * certificate has) or SK_ERR_TLS_HANDSHAKE (ssl_error set: protocol
- * version, wrong version number, alert), SK_ERR_TIMEOUT, SK_ERR_EOF.
+ * version, wrong version number, alert), SK_ERR_TIMEOUT, SK_ERR_EOF,
+ * SK_ERR_RESET; SK_ERR_CONFIG when the CA file or the system CA store
+ * cannot be used (nothing was sent then).  After a failed handshake the
+ * connection is unusable: free it.
+ * This layer buffers no plaintext; after STARTTLS the caller must drop
+ * whatever it had read past the 220 (RFC 3207 §4).  Plaintext that
+ * arrives before the server's first TLS record fails the handshake.
  */
 int sk_conn_tls(struct sk_conn *c, const struct sk_tls_config *cfg,
     int64_t deadline, struct sk_error *err);
 
 bool sk_conn_is_tls(const struct sk_conn *c);
 
-/* Details of the TLS session, or NULL before a handshake (borrowed). */
+/*
+ * Details of the TLS session, or NULL before a handshake (borrowed).
+ * After a failed handshake in which the server sent a certificate, what
+ * could be learnt of it (version and cipher then empty).
+ */
 const struct sk_tls_info *sk_conn_tls_info(const struct sk_conn *c);
 
-/* True when TLS already holds decrypted octets: read before poll(). */
+/*
+ * True when TLS already holds decrypted octets: read before poll().
+ * (Without read-ahead, nothing else can wait inside OpenSSL unseen.)
+ */
 bool sk_conn_pending(const struct sk_conn *c);
 
 /*
  * Non-blocking read of at most cap octets: SK_IO_OK with *n > 0, SK_IO_EOF,
  * SK_IO_WANT_READ / SK_IO_WANT_WRITE (TLS may need either), or SK_IO_ERR
  * with err filled (stage SK_STAGE_NONE: the caller sets it).  The write
- * is the same with *n octets of buf written.
+ * is the same with *n octets of buf written; after SK_IO_WANT_* on TLS,
+ * call it again with the same octets, at least as many (SSL_write(3)).
  */
 enum sk_io sk_conn_try_read(struct sk_conn *c, char *buf, size_t cap,
     size_t *n, struct sk_error *err);
@@ -124,7 +140,11 @@ ssize_t sk_conn_read(struct sk_conn *c, char *buf, size_t cap,
 int sk_conn_write(struct sk_conn *c, const char *buf, size_t len,
     int64_t deadline, struct sk_error *err);
 
-/* Human name of a TLS version: "TLSv1.2"; parse "1.2" / "tls1.2" / "TLSv1.2". */
+/*
+ * Human name of a TLS version: "TLSv1.2" (SK_TLS_ANY names the default
+ * minimum, "TLSv1.2"); parse "1.2" / "tls1.2" / "TLSv1.2" / "any",
+ * case-insensitively: 0, or -1 for anything else.
+ */
 const char *sk_tls_version_name(enum sk_tls_version v);
 int sk_tls_version_parse(const char *s, enum sk_tls_version *v);
 

@@ -28,9 +28,12 @@ struct sk_addrlist {
  * Resolve host to its IPv6 and IPv4 addresses (A and AAAA, /etc/hosts
  * honoured), each with port set, interleaved IPv6 first as RFC 8305 §4
  * suggests.  timeout_ms bounds the whole lookup.
- * Errors (stage SK_STAGE_RESOLVE, kind SK_ERR_DNS, dns_status set):
- * the name does not exist; the resolver did not answer in time
- * (kind SK_ERR_TIMEOUT); the name exists but has no address.
+ * Errors (stage SK_STAGE_RESOLVE, kind SK_ERR_DNS, dns_status set to the
+ * c-ares status): the name does not exist (ARES_ENOTFOUND); the resolver
+ * did not answer in time or refused the connection (kind SK_ERR_TIMEOUT,
+ * ARES_ETIMEOUT / ARES_ECONNREFUSED); the name exists but has no address
+ * (ARES_ENODATA).  SK_ERR_USAGE for an empty or overlong name or a port
+ * above 65535.
  */
 int sk_dns_resolve(const char *host, unsigned port, int timeout_ms,
     struct sk_addrlist *out, struct sk_error *err);
