@@ -1,0 +1,160 @@
+/*
+ * smtpkit: provider presets, as data.
+ *
+ * The presets (host, ports and their TLS modes, what the credential is,
+ * sender rules, known server replies and what they mean) live in
+ * data/providers.ini, compiled into the library, and may be extended or
+ * overridden by *.ini files in /etc/smtpkit/providers.d/ and
+ * ~/.config/smtpkit/providers.d/.  Nothing provider-specific is in C.
+ */
+#ifndef SMTPKIT_PROVIDERS_H
+#define SMTPKIT_PROVIDERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "client.h"
+#include "error.h"
+
+#define SK_PROVIDER_PORTS_MAX 8
+
+enum sk_credential {
+	SK_CRED_PASSWORD = 0,	/* the mailbox password */
+	SK_CRED_AUTH_CODE,	/* a provider-issued authorization code (QQ/163 授权码) */
+	SK_CRED_APP_PASSWORD,	/* an app password (needs 2FA) */
+	SK_CRED_API_KEY,	/* an API key or SMTP credential made in a console */
+	SK_CRED_OAUTH2,		/* OAuth2 only: passwords are refused */
+	SK_CRED__COUNT
+};
+
+enum sk_username_rule {
+	SK_USER_ADDRESS = 0,	/* the full email address */
+	SK_USER_APIKEY,		/* the literal word "apikey" (SendGrid) */
+	SK_USER_TOKEN,		/* an API token or console-issued name */
+	SK_USER_ANY,
+	SK_USER__COUNT
+};
+
+enum sk_sender_rule {
+	SK_SENDER_ANY = 0,
+	SK_SENDER_LOGIN,	/* MAIL FROM and From must equal the login */
+	SK_SENDER_ALIAS,	/* the account or one of its aliases */
+	SK_SENDER_VERIFIED,	/* a verified sender identity or domain */
+	SK_SENDER__COUNT
+};
+
+/* Names used in the data file and in JSON: "password", "authorization-code"... */
+const char *sk_credential_name(enum sk_credential c);
+const char *sk_username_rule_name(enum sk_username_rule r);
+const char *sk_sender_rule_name(enum sk_sender_rule r);
+
+struct sk_provider_port {
+	unsigned port;
+	enum sk_tls_mode mode;
+};
+
+struct sk_provider_region {
+	char *name;		/* "us-east-1", "singapore" */
+	char *host;
+};
+
+struct sk_provider {
+	char *id;		/* "qq", "gmail", "ses" */
+	char *name;		/* "QQ Mail" */
+	char *name_zh;
+	char **aliases;		/* other ids: "hotmail", "live" */
+	size_t naliases;
+	char **domains;		/* address domains: "qq.com", "foxmail.com" */
+	size_t ndomains;
+	char **mx;		/* MX host suffixes that reveal it for a custom domain */
+	size_t nmx;
+	char *host;		/* default host (the default region's for regional ones) */
+	struct sk_provider_port ports[SK_PROVIDER_PORTS_MAX];
+	size_t nports;
+	unsigned recommended;	/* the port to use first */
+	unsigned auth;		/* SK_AUTH_BIT() mask the server offers */
+	enum sk_credential credential;
+	enum sk_username_rule username;
+	enum sk_sender_rule sender;
+	char *credential_help;	/* how to obtain the credential */
+	char *credential_help_zh;
+	char *help_url;
+	char *note;
+	char *note_zh;
+	struct sk_provider_region *regions;
+	size_t nregions;
+	char *origin;		/* "builtin" or the file it came from */
+};
+
+/* A known server reply and what it means. */
+struct sk_reply_rule {
+	char *id;		/* section name, for tests and traces */
+	char *provider;		/* NULL: applies whatever the server */
+	int code;		/* 0: any code */
+	char *enhanced;		/* NULL: any */
+	char **match;		/* case-insensitive substrings, all required */
+	size_t nmatch;
+	char *verdict;		/* a doctor verdict code: "AUTH_SERVICE_DISABLED" */
+	char *summary;
+	char *summary_zh;
+	char **fix;		/* numbered steps */
+	size_t nfix;
+	char **fix_zh;
+	size_t nfix_zh;
+};
+
+struct sk_providers;
+
+/*
+ * Load the built-in presets, then every *.ini file of each directory in
+ * dirs (NULL-terminated; NULL dirs for none), in order: a later preset
+ * with the same id replaces an earlier one.  Missing directories are
+ * skipped.  Returns the database (owned: sk_providers_free) or NULL with
+ * err (SK_ERR_CONFIG naming the file and line of a malformed entry).
+ */
+struct sk_providers *sk_providers_load(const char *const *dirs,
+    struct sk_error *err);
+
+/* The system and user directories: /etc/smtpkit/providers.d and
+ * $XDG_CONFIG_HOME (or ~/.config)/smtpkit/providers.d; into buf. */
+void sk_providers_default_dirs(char user_dir[], size_t cap);
+
+/* An empty database, to parse text into (tests, fuzzing). */
+struct sk_providers *sk_providers_new(void);
+
+/*
+ * Parse one providers file's text into db.  origin names it in errors.
+ * Errors: SK_ERR_CONFIG with "origin:line: what is wrong".
+ */
+int sk_providers_parse(struct sk_providers *db, const char *text, size_t len,
+    const char *origin, struct sk_error *err);
+
+void sk_providers_free(struct sk_providers *db);
+
+size_t sk_providers_count(const struct sk_providers *db);
+const struct sk_provider *sk_providers_at(const struct sk_providers *db,
+    size_t i);
+
+/* By id or alias, case-insensitive; "ses:eu-west-1" picks a region too
+ * (*region set, NULL when none was asked).  NULL when unknown. */
+const struct sk_provider *sk_providers_find(const struct sk_providers *db,
+    const char *id, const struct sk_provider_region **region);
+
+/* By the domain of an address ("me@qq.com" or "qq.com"). */
+const struct sk_provider *sk_providers_by_domain(
+    const struct sk_providers *db, const char *addr_or_domain);
+
+/* By an MX host name ("mxbiz1.qq.com." → exmail). */
+const struct sk_provider *sk_providers_by_mx(const struct sk_providers *db,
+    const char *mx_host);
+
+/*
+ * The known reply that explains this one: rules of prefer (may be NULL)
+ * first, then every other provider's and the generic ones.  NULL when none
+ * matches.
+ */
+const struct sk_reply_rule *sk_providers_match_reply(
+    const struct sk_providers *db, const struct sk_provider *prefer,
+    int code, const char *enhanced, const char *text);
+
+#endif
