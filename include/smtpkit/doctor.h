@@ -1,0 +1,204 @@
+/*
+ * smtpkit: the doctor.  Walks the whole chain to a mail server, stage by
+ * stage (local, dns, tcp, greeting, tls, ehlo, auth, mail, data), records
+ * what it saw, and turns the facts plus the provider preset into one
+ * verdict with a fix.  The library prints nothing: the report is data, and
+ * its sentences come through gettext (domain "smtpkit") and, for provider
+ * text, the preset's English or Chinese fields as cfg->lang says.
+ */
+#ifndef SMTPKIT_DOCTOR_H
+#define SMTPKIT_DOCTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "client.h"
+#include "conn.h"
+#include "dns.h"
+#include "error.h"
+#include "providers.h"
+#include "trace.h"
+
+/* Stable codes, documented in the README and shown in --json. */
+enum sk_verdict {
+	SK_VERDICT_OK = 0,
+	SK_VERDICT_DNS_NO_SUCH_HOST,
+	SK_VERDICT_DNS_NO_ANSWER,
+	SK_VERDICT_TCP_REFUSED,
+	SK_VERDICT_TCP_TIMEOUT,
+	SK_VERDICT_TCP_UNREACHABLE,
+	SK_VERDICT_PORT_BLOCKED,
+	SK_VERDICT_IPV6_BROKEN,
+	SK_VERDICT_NO_GREETING,
+	SK_VERDICT_GREETING_REFUSED,
+	SK_VERDICT_TLS_MODE_MISMATCH,
+	SK_VERDICT_STARTTLS_UNAVAILABLE,
+	SK_VERDICT_TLS_VERSION,
+	SK_VERDICT_TLS_CERT_UNTRUSTED,
+	SK_VERDICT_TLS_CERT_EXPIRED,
+	SK_VERDICT_TLS_CERT_NOT_YET_VALID,
+	SK_VERDICT_TLS_HOSTNAME_MISMATCH,
+	SK_VERDICT_CLOCK_SKEW,
+	SK_VERDICT_CA_STORE_MISSING,
+	SK_VERDICT_TLS_HANDSHAKE,
+	SK_VERDICT_AUTH_NOT_OFFERED,
+	SK_VERDICT_AUTH_MECH_UNSUPPORTED,
+	SK_VERDICT_AUTH_CREDENTIALS,
+	SK_VERDICT_AUTH_APP_PASSWORD_REQUIRED,
+	SK_VERDICT_AUTH_SERVICE_DISABLED,
+	SK_VERDICT_AUTH_BASIC_DISABLED,
+	SK_VERDICT_AUTH_TOO_MANY_ATTEMPTS,
+	SK_VERDICT_SENDER_MISMATCH,
+	SK_VERDICT_SENDER_UNVERIFIED,
+	SK_VERDICT_RECIPIENT_REJECTED,
+	SK_VERDICT_RELAY_DENIED,
+	SK_VERDICT_RATE_LIMITED,
+	SK_VERDICT_QUOTA_EXCEEDED,
+	SK_VERDICT_MESSAGE_REJECTED_SPAM,
+	SK_VERDICT_SERVER_TEMPORARY,
+	SK_VERDICT_SERVER_PERMANENT,
+	SK_VERDICT_PROTOCOL_ERROR,
+	SK_VERDICT__COUNT
+};
+
+/* "OK", "DNS_NO_SUCH_HOST", ...; parse returns -1 when unknown. */
+const char *sk_verdict_name(enum sk_verdict v);
+int sk_verdict_parse(const char *s, enum sk_verdict *v);
+
+enum sk_check {
+	SK_CHECK_SKIP = 0,
+	SK_CHECK_OK,
+	SK_CHECK_WARN,
+	SK_CHECK_FAIL
+};
+
+/* "skip", "ok", "warn", "fail". */
+const char *sk_check_name(enum sk_check c);
+
+enum sk_doctor_stage {
+	SK_DOCTOR_LOCAL = 0,
+	SK_DOCTOR_DNS,
+	SK_DOCTOR_TCP,
+	SK_DOCTOR_GREETING,
+	SK_DOCTOR_TLS,
+	SK_DOCTOR_EHLO,
+	SK_DOCTOR_AUTH,
+	SK_DOCTOR_MAIL,
+	SK_DOCTOR_DATA,
+	SK_DOCTOR__COUNT
+};
+
+/* "local", "dns", "tcp", "greeting", "tls", "ehlo", "auth", "mail", "data". */
+const char *sk_doctor_stage_name(enum sk_doctor_stage s);
+
+struct sk_doctor_stage_result {
+	enum sk_check status;
+	int64_t ms;
+	char detail[1024];	/* one or two sentences */
+	char **evidence;	/* exact lines seen, credentials redacted (owned) */
+	size_t nevidence;
+};
+
+enum sk_port_state {
+	SK_PORT_UNTRIED = 0,
+	SK_PORT_CONNECTED,
+	SK_PORT_REFUSED,
+	SK_PORT_TIMEOUT,	/* silently dropped */
+	SK_PORT_UNREACHABLE,
+	SK_PORT_RESET
+};
+
+/* "untried", "connected", "refused", "timeout", "unreachable", "reset". */
+const char *sk_port_state_name(enum sk_port_state s);
+
+/* What a reachable port turned out to speak. */
+enum sk_port_mode {
+	SK_PMODE_UNKNOWN = 0,
+	SK_PMODE_PLAIN,		/* a plaintext 220 banner (STARTTLS may follow) */
+	SK_PMODE_IMPLICIT,	/* silent, then a TLS handshake succeeded */
+	SK_PMODE_SILENT		/* no greeting and no TLS either */
+};
+
+/* "unknown", "plain", "implicit", "silent". */
+const char *sk_port_mode_name(enum sk_port_mode m);
+
+struct sk_doctor_port {
+	unsigned port;
+	char address[SK_ADDR_STR_MAX];	/* "[2001:db8::1]:465" */
+	int family;			/* AF_INET or AF_INET6 */
+	enum sk_port_state state;
+	int sys_errno;
+	int64_t ms;			/* connect latency */
+	enum sk_port_mode mode;
+	bool starttls;			/* a plain port that offers STARTTLS */
+	char banner[256];		/* the 220 line, if any */
+};
+
+struct sk_doctor_config {
+	const struct sk_providers *db;		/* known replies (may be NULL) */
+	const struct sk_provider *provider;	/* may be NULL: a bare host */
+	const struct sk_provider_region *region;
+	const char *host;		/* NULL: the preset's */
+	unsigned port;			/* 0: the preset's ports, or 465 587 25 2525 */
+	enum sk_tls_mode tls;
+	bool tls_auto;			/* find the mode per port */
+	const char *user;		/* NULL: skip the auth stage */
+	const char *secret;
+	enum sk_auth_mech auth;
+	const char *from;		/* NULL: skip MAIL */
+	const char *to;			/* NULL: skip RCPT */
+	bool send;			/* send a test message (DATA) */
+	int timeout_ms;			/* per stage, default 10000 */
+	const char *ca_file;
+	bool insecure;
+	enum sk_tls_version tls_min;
+	const char *helo_name;		/* NULL: derived as send does */
+	const char *lang;		/* "en" or "zh": which preset text to use */
+	struct sk_trace trace;
+};
+
+/* The settings that worked, when something else did not. */
+struct sk_doctor_suggestion {
+	bool valid;
+	char host[256];
+	unsigned port;
+	enum sk_tls_mode tls;
+	char command[1024];	/* a ready "smtpkit send ..." line */
+	char config[1024];	/* a ready [account] snippet */
+};
+
+struct sk_doctor_report {
+	struct sk_doctor_stage_result stages[SK_DOCTOR__COUNT];
+	struct sk_doctor_port *ports;	/* every (address, port) probed (owned) */
+	size_t nports;
+	enum sk_verdict verdict;
+	char summary[2048];		/* one paragraph */
+	char **fix;			/* numbered steps (owned) */
+	size_t nfix;
+	const struct sk_reply_rule *rule;	/* the known reply that matched */
+	struct sk_doctor_suggestion suggested;
+	struct sk_error err;		/* the decisive failure, if any */
+	struct sk_tls_info tls;
+	bool tls_seen;
+	struct sk_caps caps_before_tls;
+	struct sk_caps caps;		/* after TLS, or the only ones */
+	char queue_id[256];		/* data stage: the server's reply */
+	int64_t total_ms;
+};
+
+/*
+ * Run every stage that the configuration allows, each bounded by
+ * cfg->timeout_ms (ports and addresses are probed in parallel, so a
+ * dropped port costs one timeout, not one per port), and fill report
+ * (report_fini frees it).  Returns 0 when the doctor ran, whatever it
+ * found; -1 with err only when it could not run at all (bad arguments,
+ * out of memory).
+ */
+int sk_doctor_run(const struct sk_doctor_config *cfg,
+    struct sk_doctor_report *report, struct sk_error *err);
+
+void sk_doctor_report_fini(struct sk_doctor_report *report);
+
+#endif
