@@ -46,7 +46,8 @@ struct sk_account {
 struct sk_config {
 	struct sk_account *accounts;
 	size_t naccounts;
-	char *default_account;	/* [smtpkit] default = NAME, or an account named "default" */
+	char *default_account;	/* [smtpkit] default = NAME; NULL when not set */
+	char *default_origin;	/* "path:line" of that setting */
 };
 
 /*
@@ -59,7 +60,12 @@ struct sk_config {
 int sk_config_load(struct sk_config *cfg, const char *path,
     struct sk_error *err);
 
-/* Parse one file's text (tests, fuzzing); origin names it in errors. */
+/*
+ * Parse one file's text (tests, fuzzing) into cfg, which is zeroed or holds
+ * earlier files: an account of the same name is replaced whole.  origin
+ * names the text in errors ("origin:line: what is wrong").  On error cfg is
+ * left as it was.  A line holds at most 198 characters (inih's buffer).
+ */
 int sk_config_parse(struct sk_config *cfg, const char *text, size_t len,
     const char *origin, struct sk_error *err);
 
@@ -68,20 +74,42 @@ void sk_config_fini(struct sk_config *cfg);
 const struct sk_account *sk_config_find(const struct sk_config *cfg,
     const char *name);
 
-/* The account whose from (or user) address equals addr, else NULL. */
+/*
+ * The account whose from address equals addr (the domain compared without
+ * case), else one without from whose user equals it, else NULL.  The
+ * default account is preferred, then the one defined last (the user's file
+ * comes after the system's).
+ */
 const struct sk_account *sk_config_by_from(const struct sk_config *cfg,
     const char *addr);
 
-/* The default account, or the only one, else NULL. */
+/*
+ * The default account: the one [smtpkit] default names (NULL if there is
+ * no such account), else the only one, else the one named "default", else
+ * NULL.
+ */
 const struct sk_account *sk_config_default(const struct sk_config *cfg);
 
-/* The user's config file path ($XDG_CONFIG_HOME or ~/.config)/smtpkit/config. */
+/* The user's config file path ($XDG_CONFIG_HOME or ~/.config)/smtpkit/config;
+ * -1 when it does not fit in cap or there is no home directory. */
 int sk_config_user_path(char *buf, size_t cap);
 
 /*
- * Write account a into the file at path (created with mode 0600, its
- * directory 0700), replacing a section of the same name and keeping the
- * rest of the file; atomically (temporary file, fsync, rename).
+ * A path as written in a config file (password-file, ca-file: absolute or
+ * "~/..."), with "~/" replaced by the home directory, into buf.  -1 when
+ * it does not fit or there is no home directory.
+ */
+int sk_config_expand_path(const char *path, char *buf, size_t cap);
+
+/*
+ * Write account a into the file at path (created with mode 0600, missing
+ * directories 0700), updating the section of the same name in place (its
+ * comments stay; keys a does not set go) or appending one, and keeping the
+ * rest of the file; atomically (temporary file, fsync, rename, fsync of
+ * the directory).  A symbolic link is followed.  Errors: SK_ERR_CONFIG
+ * when a value cannot be written so that it reads back the same (control
+ * characters, surrounding white space, a ';' after a space), or with
+ * sys_errno when a file or directory cannot be made.
  */
 int sk_config_write_account(const char *path, const struct sk_account *a,
     struct sk_error *err);

@@ -38,6 +38,31 @@ struct sk_addrlist {
 int sk_dns_resolve(const char *host, unsigned port, int timeout_ms,
     struct sk_addrlist *out, struct sk_error *err);
 
+#define SK_DNS_NAME_MAX 256	/* a domain name, NUL included */
+#define SK_DNS_MX_MAX 16
+
+struct sk_mx {
+	unsigned pref;			/* lower is preferred */
+	char host[SK_DNS_NAME_MAX];	/* without the trailing dot */
+};
+
+/*
+ * Look up the MX records of domain (as given: no search list), sorted by
+ * preference, lowest first, equal ones in the order the server gave.  At
+ * most max records go to out; *n is set to how many.  timeout_ms bounds
+ * the whole lookup.  A domain that exists without MX records is not an
+ * error: 0 with *n == 0 (RFC 5321 §5.1 then uses the domain's address;
+ * the caller decides).  A null MX (RFC 7505, "0 .": no mail at all) is
+ * left out.
+ * Errors (stage SK_STAGE_RESOLVE, dns_status set): the domain does not
+ * exist (kind SK_ERR_DNS, ARES_ENOTFOUND); the resolver did not answer in
+ * time or refused (SK_ERR_TIMEOUT, ARES_ETIMEOUT / ARES_ECONNREFUSED);
+ * SERVFAIL, REFUSED or a malformed answer (SK_ERR_DNS).  SK_ERR_USAGE for
+ * an empty or overlong name, an address literal, or NULL out or n.
+ */
+int sk_dns_mx(const char *domain, int timeout_ms, struct sk_mx *out,
+    size_t max, size_t *n, struct sk_error *err);
+
 /* "192.0.2.1:25" or "[2001:db8::1]:25" into buf; returns buf. */
 const char *sk_addr_str(const struct sk_addr *a, char *buf, size_t cap);
 

@@ -157,6 +157,10 @@ struct sk_doctor_config {
 	const char *helo_name;		/* NULL: derived as send does */
 	const char *lang;		/* "en" or "zh": which preset text to use */
 	struct sk_trace trace;
+	/* Added by the doctor's implementation; all default to off / NULL. */
+	bool allow_plaintext_auth;	/* credentials without TLS, as send's flag */
+	bool port_only;			/* probe only port, no alternatives */
+	const char *account;		/* name for the suggested [account] (NULL: the preset's id, else "default") */
 };
 
 /* The settings that worked, when something else did not. */
@@ -167,6 +171,49 @@ struct sk_doctor_suggestion {
 	enum sk_tls_mode tls;
 	char command[1024];	/* a ready "smtpkit send ..." line */
 	char config[1024];	/* a ready [account] snippet */
+};
+
+/*
+ * One SMTP session of stages 5-9 (greeting, TLS, EHLO, AUTH, MAIL/RCPT,
+ * DATA), as the verdict sees it.
+ */
+struct sk_doctor_session {
+	bool ran;
+	unsigned port;
+	char address[SK_ADDR_STR_MAX];	/* where it connected */
+	enum sk_tls_mode tls;
+	struct sk_caps caps_before_tls;	/* STARTTLS sessions: the first EHLO */
+	struct sk_caps caps;		/* the last EHLO */
+	bool tls_seen;			/* a certificate was seen (tls valid) */
+	struct sk_tls_info tls_info;
+	struct sk_error err;		/* the failure; kind SK_ERR_NONE if none */
+};
+
+/*
+ * The facts the verdict is drawn from, besides report->ports: filled by
+ * sk_doctor_run's stages, or by hand for sk_doctor_judge().
+ */
+struct sk_doctor_facts {
+	/* local */
+	bool ca_store_ok;		/* trust anchors found and loadable */
+	bool clock_ok;			/* not before this build, nor past 2100 */
+	int64_t now;			/* the wall clock, seconds since 1970 */
+	bool ipv6_route;		/* an IPv6 default route exists */
+	/* dns */
+	char host[256];			/* the host diagnosed */
+	struct sk_error dns;		/* kind SK_ERR_NONE when it resolved */
+	/* what was asked */
+	unsigned target_port;		/* 0: none (a bare host, no --port) */
+	bool target_tls_set;		/* false: the mode is found per port */
+	enum sk_tls_mode target_tls;
+	/*
+	 * main: on the target port (or, with none, on the best one), with
+	 * the configured mode; alt: on another port or mode, run when the
+	 * first showed that the asked settings cannot work (its success
+	 * makes report->suggested).
+	 */
+	struct sk_doctor_session main;
+	struct sk_doctor_session alt;
 };
 
 struct sk_doctor_report {
@@ -186,6 +233,7 @@ struct sk_doctor_report {
 	struct sk_caps caps;		/* after TLS, or the only ones */
 	char queue_id[256];		/* data stage: the server's reply */
 	int64_t total_ms;
+	struct sk_doctor_facts facts;	/* what the verdict was drawn from */
 };
 
 /*
@@ -200,5 +248,16 @@ int sk_doctor_run(const struct sk_doctor_config *cfg,
     struct sk_doctor_report *report, struct sk_error *err);
 
 void sk_doctor_report_fini(struct sk_doctor_report *report);
+
+/*
+ * Draw the verdict from report->facts and report->ports: set verdict,
+ * summary, fix, rule, suggested and err (replacing what was there).
+ * sk_doctor_run calls it; other drivers and tests may fill the facts by
+ * hand.  cfg gives the preset, the known replies (cfg->db), the language
+ * and what was asked (user, from, to).  Returns 0, or -1 when out of
+ * memory (the verdict is set, some fix steps may be missing).
+ */
+int sk_doctor_judge(const struct sk_doctor_config *cfg,
+    struct sk_doctor_report *report);
 
 #endif

@@ -56,6 +56,10 @@ struct sk_provider_port {
 struct sk_provider_region {
 	char *name;		/* "us-east-1", "singapore" */
 	char *host;
+	char **domains;		/* address domains served there: "zoho.eu" */
+	size_t ndomains;
+	char **mx;		/* MX suffixes that mean this region */
+	size_t nmx;
 };
 
 struct sk_provider {
@@ -89,7 +93,8 @@ struct sk_provider {
 /* A known server reply and what it means. */
 struct sk_reply_rule {
 	char *id;		/* section name, for tests and traces */
-	char *provider;		/* NULL: applies whatever the server */
+	char *provider;		/* provider ids separated by spaces ("163 126
+				 * yeah"); NULL: applies whatever the server */
 	int code;		/* 0: any code */
 	char *enhanced;		/* NULL: any */
 	char **match;		/* case-insensitive substrings, all required */
@@ -107,27 +112,47 @@ struct sk_providers;
 
 /*
  * Load the built-in presets, then every *.ini file of each directory in
- * dirs (NULL-terminated; NULL dirs for none), in order: a later preset
- * with the same id replaces an earlier one.  Missing directories are
- * skipped.  Returns the database (owned: sk_providers_free) or NULL with
- * err (SK_ERR_CONFIG naming the file and line of a malformed entry).
+ * dirs (NULL-terminated; NULL dirs for none), directories in order and
+ * files in each sorted by name (strcmp): a later preset or reply rule
+ * with the same id replaces an earlier one whole.  Missing directories
+ * are skipped; files over SK_PROVIDERS_FILE_MAX octets are refused.
+ * Returns the database (owned: sk_providers_free) or NULL with err:
+ * SK_ERR_CONFIG naming the file and line of a malformed entry, or
+ * SK_ERR_LOCAL with sys_errno when a file or directory cannot be read.
  */
 struct sk_providers *sk_providers_load(const char *const *dirs,
     struct sk_error *err);
 
-/* The system and user directories: /etc/smtpkit/providers.d and
- * $XDG_CONFIG_HOME (or ~/.config)/smtpkit/providers.d; into buf. */
-void sk_providers_default_dirs(char user_dir[], size_t cap);
+#define SK_PROVIDERS_SYSTEM_DIR "/etc/smtpkit/providers.d"
+#define SK_PROVIDERS_FILE_MAX (1024 * 1024)
+
+/*
+ * The directories sk_providers_load() reads by default, in dirs (a
+ * NULL-terminated list of up to two; borrowed): SK_PROVIDERS_SYSTEM_DIR,
+ * then $XDG_CONFIG_HOME (when absolute) or ~/.config, followed by
+ * /smtpkit/providers.d, written into buf.  The user directory is left out
+ * when there is no home directory or it does not fit in cap.
+ */
+void sk_providers_default_dirs(const char *dirs[3], char *buf, size_t cap);
 
 /* An empty database, to parse text into (tests, fuzzing). */
 struct sk_providers *sk_providers_new(void);
 
 /*
  * Parse one providers file's text into db.  origin names it in errors.
- * Errors: SK_ERR_CONFIG with "origin:line: what is wrong".
+ * The text is all-or-nothing: on error db is left as it was.  Sections
+ * are [provider ID] and [reply ID]; see data/providers.ini for the keys.
+ * A value may be continued on indented lines (joined with a space); a
+ * physical line may be of any length, a value at most
+ * SK_PROVIDERS_VALUE_MAX octets.  A ';' after white space starts a
+ * comment.  Errors: SK_ERR_CONFIG with "origin:line: what is wrong"
+ * (unknown section or key, bad port or TLS mode, unknown verdict code,
+ * a provider without host, a duplicate id within the text...).
  */
 int sk_providers_parse(struct sk_providers *db, const char *text, size_t len,
     const char *origin, struct sk_error *err);
+
+#define SK_PROVIDERS_VALUE_MAX 4096
 
 void sk_providers_free(struct sk_providers *db);
 
@@ -136,25 +161,60 @@ const struct sk_provider *sk_providers_at(const struct sk_providers *db,
     size_t i);
 
 /* By id or alias, case-insensitive; "ses:eu-west-1" picks a region too
- * (*region set, NULL when none was asked).  NULL when unknown. */
+ * (*region set, NULL when none was asked; region may be NULL).  NULL when
+ * the id or the region asked for is unknown.  Borrowed. */
 const struct sk_provider *sk_providers_find(const struct sk_providers *db,
     const char *id, const struct sk_provider_region **region);
 
-/* By the domain of an address ("me@qq.com" or "qq.com"). */
+/* By the domain of an address ("me@qq.com" or "qq.com"), compared whole
+ * and without case with the providers' and their regions' domains; when
+ * two presets list it, the one later in the list (added by a later file). */
 const struct sk_provider *sk_providers_by_domain(
     const struct sk_providers *db, const char *addr_or_domain);
 
-/* By an MX host name ("mxbiz1.qq.com." → exmail). */
+/* By an MX host name ("mxbiz1.qq.com." → exmail): the provider with the
+ * longest mx suffix that equals the host or ends it after a dot. */
 const struct sk_provider *sk_providers_by_mx(const struct sk_providers *db,
     const char *mx_host);
 
+/* The region of p that serves this address's domain (a region's domains
+ * list), or NULL for the default host. */
+const struct sk_provider_region *sk_provider_region_by_domain(
+    const struct sk_provider *p, const char *addr_or_domain);
+
+/* The region of p that this MX host reveals (a region's mx suffixes), or
+ * NULL for the default host. */
+const struct sk_provider_region *sk_provider_region_by_mx(
+    const struct sk_provider *p, const char *mx_host);
+
 /*
  * The known reply that explains this one: rules of prefer (may be NULL)
- * first, then every other provider's and the generic ones.  NULL when none
- * matches.
+ * first, then every other provider's and the generic ones.  A rule
+ * matches when its code (if given) equals code (0: unknown, any rule
+ * code fits), its enhanced code (if given) equals enhanced (NULL or "":
+ * then it must appear in text), and every match string is in text,
+ * ignoring ASCII case.  Among matching rules of the same rank the most
+ * specific wins: more match strings and an enhanced code count most, then
+ * a code, then longer match strings, then the one loaded later.  text is
+ * the reply's lines joined by ' ' (sk_reply_join).  Borrowed; NULL when
+ * none matches.
  */
 const struct sk_reply_rule *sk_providers_match_reply(
     const struct sk_providers *db, const struct sk_provider *prefer,
     int code, const char *enhanced, const char *text);
+
+/* Every reply rule, in load order (for listing). */
+size_t sk_providers_rule_count(const struct sk_providers *db);
+const struct sk_reply_rule *sk_providers_rule_at(
+    const struct sk_providers *db, size_t i);
+
+/* Whether rule r names p (its id or an alias) among its providers.  False
+ * for generic rules and for a NULL p. */
+bool sk_reply_rule_applies(const struct sk_reply_rule *r,
+    const struct sk_provider *p);
+
+/* Whether code is one of the doctor's verdict codes ("AUTH_CREDENTIALS"),
+ * the ones a reply rule may name. */
+bool sk_providers_verdict_known(const char *code);
 
 #endif

@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "smtpkit/doctor.h"
 #include "smtpkit/error.h"
+#include "smtpkit/providers.h"
 #include "smtpkit/trace.h"
 
 /* sysexits.h, spelled out so the mapping below reads as a table. */
@@ -27,6 +29,9 @@ enum {
 
 /* The one place an error becomes an exit status. */
 int cli_exit_code(const struct sk_error *err);
+
+/* ... and a doctor's verdict: 0 for OK, else the sysexits code that fits. */
+int cli_verdict_exit_code(enum sk_verdict v);
 
 /* Where a password or token comes from; at most one is set. */
 struct password_src {
@@ -57,6 +62,25 @@ sk_trace_fn cli_trace_fn;
 void cli_print_error(const struct sk_error *err);
 
 int cmd_send(int argc, char **argv);
+int cmd_providers(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
+
+/*
+ * doctor.c, shared with setup.c.  cli_i18n_init: locale and the "smtpkit"
+ * message catalog (build tree or LOCALEDIR); lang is "en", "zh" or NULL
+ * for the environment's; returns the language chosen, "en" or "zh".
+ * cli_lang_arg: the value of --lang in argv, before option parsing.
+ */
+const char *cli_i18n_init(const char *lang);
+const char *cli_lang_arg(int argc, char **argv);
+struct sk_providers *cli_providers_load(struct sk_error *err);
+const struct sk_provider *cli_provider_by_host(const struct sk_providers *db,
+    const char *host, const struct sk_provider_region **region);
+int cli_tls_arg(const char *s, enum sk_tls_mode *mode, bool *tls_auto);
+bool cli_color_ok(int fd);
+void cli_doctor_print(const struct sk_doctor_report *r, const char *title,
+    int verbose);
 
 extern const char *cli_progname;
 

@@ -75,3 +75,71 @@ cli_exit_code(const struct sk_error *err)
 	}
 	return EXIT_SOFTWARE;
 }
+
+/*
+ * A doctor's verdict as an exit status, so that scripts can branch on the
+ * kind of fault (the README has this table):
+ *   68 EX_NOHOST       the name does not exist
+ *   69 EX_UNAVAILABLE  the server says no for good, or nothing listens
+ *   75 EX_TEMPFAIL     may work later: timeouts, drops, 4xx, limits
+ *   76 EX_PROTOCOL     the two sides do not speak the same protocol
+ *   77 EX_NOPERM       who you are, or what you may do, was refused:
+ *                      credentials, sender rights, certificate trust
+ *   78 EX_CONFIG       something here or in your settings must change:
+ *                      CA store, clock, TLS mode or version, mechanism
+ *   65 EX_DATAERR      the message itself was refused as spam
+ */
+int
+cli_verdict_exit_code(enum sk_verdict v)
+{
+	switch (v) {
+	case SK_VERDICT_OK:
+		return EXIT_OK;
+	case SK_VERDICT_DNS_NO_SUCH_HOST:
+		return EXIT_NOHOST;
+	case SK_VERDICT_DNS_NO_ANSWER:
+	case SK_VERDICT_TCP_TIMEOUT:
+	case SK_VERDICT_PORT_BLOCKED:
+	case SK_VERDICT_IPV6_BROKEN:
+	case SK_VERDICT_NO_GREETING:
+	case SK_VERDICT_RATE_LIMITED:
+	case SK_VERDICT_QUOTA_EXCEEDED:
+	case SK_VERDICT_SERVER_TEMPORARY:
+		return EXIT_TEMPFAIL;
+	case SK_VERDICT_TCP_REFUSED:
+	case SK_VERDICT_TCP_UNREACHABLE:
+	case SK_VERDICT_GREETING_REFUSED:
+	case SK_VERDICT_RECIPIENT_REJECTED:
+	case SK_VERDICT_SERVER_PERMANENT:
+		return EXIT_UNAVAILABLE;
+	case SK_VERDICT_TLS_MODE_MISMATCH:
+	case SK_VERDICT_TLS_HANDSHAKE:
+	case SK_VERDICT_PROTOCOL_ERROR:
+		return EXIT_PROTOCOL;
+	case SK_VERDICT_TLS_CERT_UNTRUSTED:
+	case SK_VERDICT_TLS_CERT_EXPIRED:
+	case SK_VERDICT_TLS_CERT_NOT_YET_VALID:
+	case SK_VERDICT_TLS_HOSTNAME_MISMATCH:
+	case SK_VERDICT_AUTH_CREDENTIALS:
+	case SK_VERDICT_AUTH_APP_PASSWORD_REQUIRED:
+	case SK_VERDICT_AUTH_SERVICE_DISABLED:
+	case SK_VERDICT_AUTH_BASIC_DISABLED:
+	case SK_VERDICT_AUTH_TOO_MANY_ATTEMPTS:
+	case SK_VERDICT_SENDER_MISMATCH:
+	case SK_VERDICT_SENDER_UNVERIFIED:
+	case SK_VERDICT_RELAY_DENIED:
+		return EXIT_NOPERM;
+	case SK_VERDICT_STARTTLS_UNAVAILABLE:
+	case SK_VERDICT_TLS_VERSION:
+	case SK_VERDICT_CLOCK_SKEW:
+	case SK_VERDICT_CA_STORE_MISSING:
+	case SK_VERDICT_AUTH_NOT_OFFERED:
+	case SK_VERDICT_AUTH_MECH_UNSUPPORTED:
+		return EXIT_CONFIG;
+	case SK_VERDICT_MESSAGE_REJECTED_SPAM:
+		return EXIT_DATAERR;
+	case SK_VERDICT__COUNT:
+		break;
+	}
+	return EXIT_SOFTWARE;
+}

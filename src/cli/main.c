@@ -19,6 +19,9 @@ usage(FILE *f)
 	    "\n"
 	    "commands:\n"
 	    "  send      send a message through an SMTP server\n"
+	    "  providers list the provider presets, show one, detect one\n"
+	    "  doctor    find out why mail cannot be sent, and the fix\n"
+	    "  setup     add an account, interactively, checked by the doctor\n"
 	    "  version   print the version\n"
 	    "  help      this text\n"
 	    "\n"
@@ -81,6 +84,12 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "send") == 0)
 		return cmd_send(argc - 1, argv + 1);
+	if (strcmp(argv[1], "providers") == 0)
+		return cmd_providers(argc - 1, argv + 1);
+	if (strcmp(argv[1], "doctor") == 0)
+		return cmd_doctor(argc - 1, argv + 1);
+	if (strcmp(argv[1], "setup") == 0)
+		return cmd_setup(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 ||
 	    strcmp(argv[1], "--version") == 0) {
 		printf("smtpkit %s (%s)\n", SMTPKIT_VERSION,

@@ -3,7 +3,9 @@
  *
  * A password or token never comes from argv (every user of the machine can
  * read it in /proc): it comes from a file, an environment variable or the
- * output of a command, and it is wiped from memory when done.
+ * output of a command, and it is wiped from memory when done.  The same
+ * sources serve the flags and an account's keys, so the messages below
+ * name them without the flag's dashes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,7 +96,7 @@ from_env(const char *name, char **out, struct sk_error *err)
 
 	if (v == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
-		    "--password-env %s: that environment variable is not set "
+		    "password-env %s: that environment variable is not set "
 		    "(export it, e.g. export %s=...)", name, name);
 	(void)snprintf(what, sizeof(what), "the environment variable %s", name);
 	if (v[0] == '\0')
@@ -163,17 +165,17 @@ from_cmd(const char *cmd, char **out, struct sk_error *err)
 	if (timed_out) {
 		OPENSSL_cleanse(buf, len);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
-		    "--password-cmd did not finish within %d s",
+		    "password-cmd did not finish within %d s",
 		    CMD_TIMEOUT_MS / 1000);
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		OPENSSL_cleanse(buf, len);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
-		    "--password-cmd failed (%s %d)",
+		    "password-cmd failed (%s %d)",
 		    WIFEXITED(status) ? "exit status" : "signal",
 		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	}
-	return take_line(buf, len, "--password-cmd", out, err);
+	return take_line(buf, len, "password-cmd", out, err);
 }
 
 int

@@ -4,6 +4,11 @@
  * Everything the user gave is checked before the first connection: a bad
  * address, a header line break, an over-long line, an unreadable file or a
  * missing password stops the run with nothing sent.
+ *
+ * Where to send comes from the flags, then the account (--account, or the
+ * one whose address is --from, or the default one), then the provider
+ * preset (--provider, the account's, or the one for --from's domain), then
+ * the built-in defaults.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "smtpkit/config.h"
+#include "smtpkit/providers.h"
 #include "smtpkit/smtpkit.h"
 #include "cli.h"
 
@@ -29,14 +36,35 @@ struct strlist {
 	size_t n, cap;
 };
 
+/* What the configuration and the presets gave; freed at the end. */
+struct send_ctx {
+	struct sk_config conf;
+	struct sk_providers *db;
+	const struct sk_provider *preset;	/* the knowledge in effect */
+	const struct sk_provider_region *region;
+	char ca_path[PATH_MAX];		/* the account's, "~/" expanded */
+	char pw_path[PATH_MAX];
+	char user_config[PATH_MAX];
+};
+
 struct send_opts {
+	const char *config;	/* --config FILE: that file alone */
+	const char *account;
+	const char *provider;
 	const char *host;
 	unsigned port;
-	bool tls_given;
+	bool tls_given;		/* --tls */
+	bool tls_known;		/* by --tls, the account or the preset */
 	enum sk_tls_mode tls_mode;
 	enum sk_tls_version tls_min;
 	const char *user;
 	struct password_src pw;
+	const char *password;	/* inline, from the account */
+	const struct sk_account *acct;	/* the account in use, NULL */
+	const struct send_ctx *ctx;
+	bool pw_from_acct;	/* the password source is the account's */
+	bool user_from_acct;
+	bool ca_from_acct;
 	enum sk_auth_mech auth;
 	bool allow_plaintext_auth;
 	const char *helo;
@@ -45,7 +73,7 @@ struct send_opts {
 	const char *subject;
 	const char *text;
 	const char *text_file;
-	int timeout_s;
+	int timeout_s;		/* 0: unset */
 	const char *ca_file;
 	bool insecure;
 	int verbose;
@@ -71,10 +99,14 @@ enum {
 	OPT_HOST = 256, OPT_PORT, OPT_TLS, OPT_TLS_MIN, OPT_USER, OPT_PWFILE,
 	OPT_PWENV, OPT_PWCMD, OPT_AUTH, OPT_PLAINAUTH, OPT_HELO, OPT_FROM,
 	OPT_TO, OPT_CC, OPT_BCC, OPT_SUBJECT, OPT_TEXT, OPT_TEXTFILE, OPT_RAW,
-	OPT_TIMEOUT, OPT_CAFILE, OPT_INSECURE, OPT_JSON, OPT_HELP
+	OPT_TIMEOUT, OPT_CAFILE, OPT_INSECURE, OPT_JSON, OPT_HELP, OPT_CONFIG,
+	OPT_ACCOUNT, OPT_PROVIDER
 };
 
 static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "account", required_argument, NULL, OPT_ACCOUNT },
+	{ "provider", required_argument, NULL, OPT_PROVIDER },
 	{ "host", required_argument, NULL, OPT_HOST },
 	{ "port", required_argument, NULL, OPT_PORT },
 	{ "tls", required_argument, NULL, OPT_TLS },
@@ -107,17 +139,23 @@ static void
 send_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: smtpkit send --host HOST [--port PORT] [--tls implicit|starttls|none]\n"
+	    "usage: smtpkit send [--account NAME] [--config FILE] [--provider ID[:REGION]]\n"
+	    "           [--host HOST] [--port PORT] [--tls implicit|starttls|none]\n"
 	    "           [--user USER (--password-file F | --password-env VAR | --password-cmd CMD)]\n"
 	    "           [--auth PLAIN|LOGIN|CRAM-MD5|XOAUTH2|OAUTHBEARER] [--allow-plaintext-auth]\n"
-	    "           --from ADDR --to ADDR... [--cc ADDR...] [--bcc ADDR...]\n"
+	    "           [--from ADDR] --to ADDR... [--cc ADDR...] [--bcc ADDR...]\n"
 	    "           [--subject TEXT] [--text TEXT | --text-file FILE]   compose a text message\n"
 	    "           [--raw FILE...]                          or send ready RFC 5322 messages\n"
 	    "           [--timeout SECS] [--ca-file FILE] [--insecure] [--tls-min 1.2]\n"
 	    "           [--helo NAME] [-v] [--json]\n"
 	    "\n"
+	    "Flags win over the account, the account over the provider preset, the preset\n"
+	    "over the defaults.  Without --host, --account or --provider the account is the\n"
+	    "one whose address is --from, else the default one (see smtpkit-send(1) for\n"
+	    "~/.config/smtpkit/config); else the preset for --from's domain.\n"
 	    "Port 465 means TLS from the first byte; any other port requires STARTTLS\n"
-	    "unless --tls says otherwise.  Without --port: 587 (465 with --tls implicit).\n");
+	    "unless --tls says otherwise.  Without --port: the preset's recommended port,\n"
+	    "else 587 (465 with --tls implicit).\n");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -209,10 +247,18 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 	long v;
 	int c, i;
 
-	o->timeout_s = 30;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "v", long_opts, NULL)) != -1) {
 		switch (c) {
+		case OPT_CONFIG:
+			o->config = optarg;
+			break;
+		case OPT_ACCOUNT:
+			o->account = optarg;
+			break;
+		case OPT_PROVIDER:
+			o->provider = optarg;
+			break;
 		case OPT_HOST:
 			o->host = optarg;
 			break;
@@ -226,7 +272,7 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 			if (sk_tls_mode_parse(optarg, &o->tls_mode) == -1)
 				return usage_error("--tls %s: use implicit, "
 				    "starttls or none", optarg);
-			o->tls_given = true;
+			o->tls_given = o->tls_known = true;
 			break;
 		case OPT_TLS_MIN:
 			if (sk_tls_version_parse(optarg, &o->tls_min) == -1)
@@ -333,13 +379,12 @@ check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 	int sources;
 
 	*utf8 = false;
-	if (o->host == NULL)
-		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
-		    "send: --host is required (the SMTP server, e.g. "
-		    "smtp.gmail.com)");
 	if (o->from == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
-		    "send: --from is required (the sender address)");
+		    o->acct != NULL ? "send: --from is required: account %s "
+		    "(%s) has no from" : "send: --from is required (the sender "
+		    "address)%s%s", o->acct != NULL ? o->acct->name : "",
+		    o->acct != NULL ? o->acct->origin : "");
 	if (o->to.n + o->cc.n + o->bcc.n == 0)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "send: no recipient: give --to (or --cc, --bcc)");
@@ -367,14 +412,23 @@ check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 		    "send: --raw sends ready messages; --subject, --text and "
 		    "--text-file compose one: use one or the other");
 	sources = (o->pw.file != NULL) + (o->pw.env != NULL) +
-	    (o->pw.cmd != NULL);
+	    (o->pw.cmd != NULL) + (o->password != NULL);
 	if (sources > 1)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "send: give one of --password-file, --password-env, "
 		    "--password-cmd");
+	if (sources == 1 && o->user == NULL && o->pw_from_acct)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+		    "account %s (%s) has a password but no user", o->acct->name,
+		    o->acct->origin);
 	if (sources == 1 && o->user == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "send: a password was given without --user");
+	if (sources == 0 && o->user_from_acct)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+		    "account %s (%s) has a user but no password, "
+		    "password-file, password-env or password-cmd",
+		    o->acct->name, o->acct->origin);
 	if (o->tls_mode == SK_TLS_MODE_NONE && o->tls_given &&
 	    (o->ca_file != NULL || o->insecure))
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
@@ -382,10 +436,249 @@ check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 		    "was given");
 	if (o->ca_file != NULL && access(o->ca_file, R_OK) == -1) {
 		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
-		    "--ca-file %s: %s", o->ca_file, strerror(errno));
+		    "%s %s: %s", o->ca_from_acct ? "the account's ca-file" :
+		    "--ca-file", o->ca_file, strerror(errno));
 		err->sys_errno = errno;
 		return -1;
 	}
+	return 0;
+}
+
+static struct sk_providers *
+load_providers(struct sk_error *err)
+{
+	char user_dir[PATH_MAX];
+	const char *dirs[3];
+
+	sk_providers_default_dirs(dirs, user_dir, sizeof(user_dir));
+	return sk_providers_load(dirs, err);
+}
+
+/* Where the accounts were looked for, for messages. */
+static const char *
+config_where(const struct send_opts *o, struct send_ctx *x)
+{
+	if (o->config != NULL)
+		return o->config;
+	if (sk_config_user_path(x->user_config, sizeof(x->user_config)) ==
+	    -1)
+		return "/etc/smtpkit/config";
+	return x->user_config;
+}
+
+/* The account's values where the flags left a gap. */
+static int
+apply_account(struct send_opts *o, struct send_ctx *x,
+    const struct sk_account *a, struct sk_error *err)
+{
+	o->acct = a;
+	if (o->from == NULL)
+		o->from = a->from != NULL ? a->from : a->user != NULL &&
+		    strchr(a->user, '@') != NULL ? a->user : NULL;
+	if (o->host == NULL)
+		o->host = a->host;
+	if (o->port == 0)
+		o->port = a->port;
+	if (!o->tls_known && a->tls_set) {
+		o->tls_mode = a->tls;
+		o->tls_known = true;
+	}
+	if (o->tls_min == SK_TLS_ANY)
+		o->tls_min = a->tls_min;
+	if (o->user == NULL && a->user != NULL) {
+		o->user = a->user;
+		o->user_from_acct = true;
+	}
+	/* A password source given as a flag replaces the account's. */
+	if (o->pw.file == NULL && o->pw.env == NULL && o->pw.cmd == NULL) {
+		o->password = a->password;
+		o->pw.env = a->password_env;
+		o->pw.cmd = a->password_cmd;
+		if (a->password_file != NULL) {
+			if (sk_config_expand_path(a->password_file, x->pw_path,
+			    sizeof(x->pw_path)) == -1)
+				return sk_error_set(err, SK_STAGE_LOCAL,
+				    SK_ERR_CONFIG, "account %s (%s): cannot "
+				    "expand password-file %s", a->name,
+				    a->origin, a->password_file);
+			o->pw.file = x->pw_path;
+		}
+		o->pw_from_acct = o->password != NULL || o->pw.env != NULL ||
+		    o->pw.cmd != NULL || o->pw.file != NULL;
+	}
+	if (o->auth == SK_AUTH_NONE)
+		o->auth = a->auth;
+	if (o->ca_file == NULL && a->ca_file != NULL) {
+		if (sk_config_expand_path(a->ca_file, x->ca_path,
+		    sizeof(x->ca_path)) == -1)
+			return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+			    "account %s (%s): cannot expand ca-file %s",
+			    a->name, a->origin, a->ca_file);
+		o->ca_file = x->ca_path;
+		o->ca_from_acct = true;
+	}
+	if (o->timeout_s == 0)
+		o->timeout_s = a->timeout;
+	return 0;
+}
+
+/* A preset port fits when its mode is the one asked for; plaintext only
+ * when asked for, never because a preset lists it. */
+static bool
+preset_port_fits(const struct send_opts *o, const struct sk_provider_port *pp)
+{
+	if (o->tls_known)
+		return pp->mode == o->tls_mode;
+	return pp->mode != SK_TLS_MODE_NONE;
+}
+
+/*
+ * The preset's port and TLS mode where neither the flags nor the account
+ * said: its recommended port, or the port it lists for the TLS mode asked
+ * for, or the mode it lists for the port asked for.
+ */
+static void
+apply_preset_port(struct send_opts *o, const struct sk_provider *p)
+{
+	size_t i;
+
+	if (o->port != 0 && o->tls_known)
+		return;
+	if (o->port != 0) {
+		for (i = 0; i < p->nports; i++)
+			if (p->ports[i].port == o->port &&
+			    preset_port_fits(o, &p->ports[i])) {
+				o->tls_mode = p->ports[i].mode;
+				o->tls_known = true;
+			}
+		return;
+	}
+	for (i = 0; i < p->nports; i++)
+		if (p->ports[i].port == p->recommended &&
+		    preset_port_fits(o, &p->ports[i]))
+			goto found;
+	for (i = 0; i < p->nports; i++)
+		if (preset_port_fits(o, &p->ports[i]))
+			goto found;
+	return;
+found:
+	o->port = p->ports[i].port;
+	o->tls_mode = p->ports[i].mode;
+	o->tls_known = true;
+}
+
+/*
+ * Decide where to send and as whom: flags, then the account, then the
+ * preset, then the defaults.  The configuration is read only when an
+ * account may be needed, so that a plain --host run never depends on it.
+ */
+static int
+resolve_target(struct send_opts *o, struct send_ctx *x, struct sk_error *err)
+{
+	const struct sk_account *a = NULL;
+	const char *id = NULL;
+	size_t i;
+
+	if (o->config != NULL || o->account != NULL ||
+	    (o->host == NULL && o->provider == NULL)) {
+		if (sk_config_load(&x->conf, o->config, err) == -1)
+			return -1;
+	}
+	if (o->account != NULL) {
+		if ((a = sk_config_find(&x->conf, o->account)) == NULL) {
+			sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+			    "send: no [account %s] in %s%s", o->account,
+			    config_where(o, x), o->config != NULL ? "" :
+			    " or /etc/smtpkit/config");
+			if (x->conf.naccounts > 0 && err != NULL) {
+				size_t n = strlen(err->message);
+
+				(void)snprintf(err->message + n,
+				    sizeof(err->message) - n, " (accounts:");
+				for (i = 0; i < x->conf.naccounts; i++) {
+					n = strlen(err->message);
+					(void)snprintf(err->message + n,
+					    sizeof(err->message) - n, " %s",
+					    x->conf.accounts[i].name);
+				}
+				n = strlen(err->message);
+				(void)snprintf(err->message + n,
+				    sizeof(err->message) - n, ")");
+			}
+			return -1;
+		}
+	} else if (o->host == NULL && o->provider == NULL) {
+		if (o->from != NULL)
+			a = sk_config_by_from(&x->conf, o->from);
+		if (a == NULL)
+			a = sk_config_default(&x->conf);
+	}
+	if (a != NULL) {
+		if (apply_account(o, x, a, err) == -1)
+			return -1;
+		if (o->verbose > 0)
+			fprintf(stderr, "%s: send: account %s (%s)\n",
+			    cli_progname, a->name, a->origin);
+	}
+
+	/* The preset stays in effect when --host or --port overrides it:
+	 * a private endpoint of a known provider, or a test. */
+	id = o->provider != NULL ? o->provider : a != NULL ? a->provider :
+	    NULL;
+	if (id != NULL || (o->host == NULL && o->from != NULL)) {
+		if ((x->db = load_providers(err)) == NULL)
+			return -1;
+	}
+	if (id != NULL) {
+		x->preset = sk_providers_find(x->db, id, &x->region);
+		if (x->preset == NULL && o->provider != NULL)
+			return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+			    "send: --provider %s: no such preset (run "
+			    "'smtpkit providers' for the list)", id);
+		if (x->preset == NULL)
+			return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+			    "account %s (%s): provider = %s is not a known "
+			    "preset (run 'smtpkit providers' for the list)",
+			    a->name, a->origin, id);
+	} else if (o->host == NULL && o->from != NULL &&
+	    (x->preset = sk_providers_by_domain(x->db, o->from)) != NULL) {
+		x->region = sk_provider_region_by_domain(x->preset, o->from);
+		if (o->verbose > 0)
+			fprintf(stderr, "%s: send: provider %s, from the "
+			    "domain of %s\n", cli_progname, x->preset->id,
+			    o->from);
+	}
+	if (x->preset != NULL) {
+		if (o->host == NULL)
+			o->host = x->region != NULL ? x->region->host :
+			    x->preset->host;
+		apply_preset_port(o, x->preset);
+	}
+
+	if (o->host == NULL) {
+		if (a != NULL)
+			return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+			    "account %s (%s) has neither host nor provider",
+			    a->name, a->origin);
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: no server: give --host (e.g. smtp.gmail.com), "
+		    "--provider ID or --account NAME, or write a default "
+		    "account in %s", config_where(o, x));
+	}
+	/* The built-in defaults: RFC 8314 for 465, submission otherwise. */
+	if (!o->tls_known)
+		o->tls_mode = o->port == 465 ? SK_TLS_MODE_IMPLICIT :
+		    SK_TLS_MODE_STARTTLS;
+	if (o->port == 0)
+		o->port = o->tls_mode == SK_TLS_MODE_IMPLICIT ? 465 : 587;
+	if (o->timeout_s == 0)
+		o->timeout_s = 30;
+	if (o->verbose > 0 && (a != NULL || x->preset != NULL))
+		fprintf(stderr, "%s: send: %s port %u, TLS %s%s%s\n",
+		    cli_progname, o->host, o->port,
+		    sk_tls_mode_name(o->tls_mode),
+		    x->preset != NULL ? ", preset " : "",
+		    x->preset != NULL ? x->preset->id : "");
 	return 0;
 }
 
@@ -646,12 +939,40 @@ on_result(void *arg, const struct sk_event *ev)
 	print_message(r, ev->msg, ev->ok, &ev->detail);
 }
 
+/*
+ * What the preset in use knows about a refusal: what the reply means and
+ * how to fix it, and for a refused login what the credential must be
+ * ("QQ wants the authorization code, not the password").
+ */
+static void
+print_hint(const struct send_ctx *x, const struct sk_error *e)
+{
+	const struct sk_reply_rule *r;
+	size_t i;
+
+	if (x == NULL || x->preset == NULL || x->db == NULL || e->code == 0)
+		return;
+	r = sk_providers_match_reply(x->db, x->preset, e->code, e->enhanced,
+	    e->server_text);
+	if (r != NULL && r->summary != NULL) {
+		fprintf(stderr, "%s: %s: %s\n", cli_progname,
+		    sk_reply_rule_applies(r, x->preset) ? x->preset->id :
+		    "hint", r->summary);
+		for (i = 0; i < r->nfix; i++)
+			fprintf(stderr, "  %zu. %s\n", i + 1, r->fix[i]);
+	}
+	if (e->stage == SK_STAGE_AUTH && x->preset->credential_help != NULL)
+		fprintf(stderr, "%s: %s: %s\n", cli_progname, x->preset->id,
+		    x->preset->credential_help);
+}
+
 static void
 session_failed(struct send_opts *o, const struct sk_error *e)
 {
 	cJSON *j;
 
 	cli_print_error(e);
+	print_hint(o->ctx, e);
 	if (o->json) {
 		j = cJSON_CreateObject();
 		cJSON_AddItemToObject(j, "error", json_error(e));
@@ -663,6 +984,7 @@ int
 cmd_send(int argc, char **argv)
 {
 	struct send_opts o;
+	struct send_ctx ctx;
 	struct send_run run;
 	struct sk_session_config cfg;
 	struct sk_session *s = NULL;
@@ -676,7 +998,9 @@ cmd_send(int argc, char **argv)
 	int rc;
 
 	memset(&o, 0, sizeof(o));
+	memset(&ctx, 0, sizeof(ctx));
 	memset(&run, 0, sizeof(run));
+	o.ctx = &ctx;
 	memset(&rcpts, 0, sizeof(rcpts));
 	sk_error_clear(&err);
 
@@ -684,7 +1008,8 @@ cmd_send(int argc, char **argv)
 		rc = rc == -2 ? EXIT_OK : rc;
 		goto out;
 	}
-	if (check_opts(&o, &utf8, &err) == -1)
+	if (resolve_target(&o, &ctx, &err) == -1 ||
+	    check_opts(&o, &utf8, &err) == -1)
 		goto fail;
 	for (i = 0; i < o.to.n; i++)
 		if (strlist_add(&rcpts, o.to.v[i]) == -1)
@@ -750,16 +1075,14 @@ cmd_send(int argc, char **argv)
 			run.src[0].env.size = scan.wire_size;
 		}
 	}
-	if (o.user != NULL && cli_password(&o.pw, &secret, &err) == -1)
+	if (o.user != NULL && o.password != NULL) {
+		if ((secret = strdup(o.password)) == NULL)
+			goto oom;
+	} else if (o.user != NULL && cli_password(&o.pw, &secret, &err) == -1)
 		goto fail;
 
 	/* Where and how to connect. */
 	memset(&cfg, 0, sizeof(cfg));
-	if (!o.tls_given)
-		o.tls_mode = o.port == 465 ? SK_TLS_MODE_IMPLICIT :
-		    SK_TLS_MODE_STARTTLS;
-	if (o.port == 0)
-		o.port = o.tls_mode == SK_TLS_MODE_IMPLICIT ? 465 : 587;
 	if (o.insecure)
 		fprintf(stderr, "%s: warning: --insecure: the server's "
 		    "certificate is not checked; anyone on the path can read "
@@ -825,5 +1148,8 @@ out:
 	strlist_free(&o.cc);
 	strlist_free(&o.bcc);
 	strlist_free(&o.raw);
+	sk_config_fini(&ctx.conf);
+	if (ctx.db != NULL)
+		sk_providers_free(ctx.db);
 	return rc;
 }

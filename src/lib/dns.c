@@ -7,6 +7,7 @@
  * channel, no /etc/resolv.conf parse, no socket.
  */
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -29,6 +30,8 @@ struct dns_query {
 	bool done;
 	int status;
 	struct ares_addrinfo *res;
+	unsigned char *abuf;	/* ares_query: a copy of the answer */
+	int alen;
 };
 
 static pthread_once_t dns_once = PTHREAD_ONCE_INIT;
@@ -304,12 +307,18 @@ dns_fail(ares_channel ch, const char *host, int status, int64_t took_ms,
 		servers[0] = '\0';
 		if (ch != NULL)
 			dns_servers(ch, servers, sizeof(servers));
+		/*
+		 * c-ares 1.18's getaddrinfo reports a SERVFAIL or REFUSED
+		 * answer as ECONNREFUSED too, so this cannot tell "refused
+		 * the query" from "nothing listens there".
+		 */
 		if (status == ARES_ECONNREFUSED)
 			rc = sk_error_set(err, SK_STAGE_RESOLVE, SK_ERR_TIMEOUT,
-			    "cannot resolve %s: the DNS resolver%s%s%s did not "
-			    "answer (connection refused: is a resolver "
-			    "running there?)", host, servers[0] ? " (" : "",
-			    servers, servers[0] ? ")" : "");
+			    "cannot resolve %s: the DNS resolver%s%s%s failed "
+			    "the query (it answered SERVFAIL or REFUSED, or "
+			    "nothing listens there)", host,
+			    servers[0] ? " (" : "", servers,
+			    servers[0] ? ")" : "");
 		else {
 			rc = sk_error_set(err, SK_STAGE_RESOLVE, SK_ERR_TIMEOUT,
 			    "cannot resolve %s: the DNS resolver%s%s%s did not "
@@ -353,12 +362,35 @@ dns_fail(ares_channel ch, const char *host, int status, int64_t took_ms,
 	return rc;
 }
 
+/*
+ * A channel for one lookup of timeout_ms.  Three tries within the budget
+ * rather than c-ares' default of 5 s per try, which would never
+ * retransmit before our deadline.  c-ares doubles the interval each round,
+ * so three tries take 1 + 2 + 4 = 7 intervals: a seventh of the budget
+ * lets the last one (which also asks again for the AAAA that a filtering
+ * resolver dropped) finish in time.
+ */
+static int
+dns_channel(int timeout_ms, ares_channel *ch)
+{
+	struct ares_options opts;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout = timeout_ms / 7;
+	if (opts.timeout < 100)
+		opts.timeout = 100;
+	else if (opts.timeout > 2000)
+		opts.timeout = 2000;
+	opts.tries = 3;
+	return ares_init_options(ch, &opts,
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+}
+
 int
 sk_dns_resolve(const char *host, unsigned port, int timeout_ms,
     struct sk_addrlist *out, struct sk_error *err)
 {
 	struct ares_addrinfo_hints hints;
-	struct ares_options opts;
 	struct dns_query q;
 	ares_channel ch;
 	int64_t deadline;
@@ -396,20 +428,7 @@ sk_dns_resolve(const char *host, unsigned port, int timeout_ms,
 	if (dns_init_status != ARES_SUCCESS)
 		return dns_fail(NULL, host, dns_init_status, 0, err);
 
-	/*
-	 * A few tries within the budget rather than c-ares' default of
-	 * 5 s per try, which would never retransmit before our deadline;
-	 * c-ares doubles the interval on each round.
-	 */
-	memset(&opts, 0, sizeof(opts));
-	opts.timeout = timeout_ms / 4;
-	if (opts.timeout < 100)
-		opts.timeout = 100;
-	else if (opts.timeout > 2000)
-		opts.timeout = 2000;
-	opts.tries = 3;
-	if ((status = ares_init_options(&ch, &opts,
-	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES)) != ARES_SUCCESS)
+	if ((status = dns_channel(timeout_ms, &ch)) != ARES_SUCCESS)
 		return dns_fail(NULL, host, status, 0, err);
 
 	memset(&hints, 0, sizeof(hints));
@@ -441,6 +460,125 @@ sk_dns_resolve(const char *host, unsigned port, int timeout_ms,
 		    sk_clock_ms() - (deadline - timeout_ms), err);
 	if (q.res != NULL)
 		ares_freeaddrinfo(q.res);
+	ares_destroy(ch);
+	return rc;
+}
+
+static void
+dns_mx_callback(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_query *q = arg;
+
+	q->done = true;
+	q->status = status;
+	/* abuf lives only as long as this call. */
+	if (status == ARES_SUCCESS && abuf != NULL && alen > 0) {
+		if ((q->abuf = malloc((size_t)alen)) == NULL) {
+			q->status = ARES_ENOMEM;
+			return;
+		}
+		memcpy(q->abuf, abuf, (size_t)alen);
+		q->alen = alen;
+	}
+}
+
+/* Sorted by preference; insertion keeps equal ones in the server's order. */
+static size_t
+dns_mx_collect(const struct ares_mx_reply *mx, struct sk_mx *out, size_t max)
+{
+	const struct ares_mx_reply *m;
+	struct sk_mx cur;
+	size_t n = 0, i, len;
+
+	for (m = mx; m != NULL && n < max; m = m->next) {
+		if (m->host == NULL)
+			continue;
+		len = strlen(m->host);
+		if (len > 0 && m->host[len - 1] == '.')
+			len--;
+		/* RFC 7505 null MX, and names no DNS can hold */
+		if (len == 0 || len >= SK_DNS_NAME_MAX)
+			continue;
+		cur.pref = m->priority;
+		memcpy(cur.host, m->host, len);
+		cur.host[len] = '\0';
+		for (i = n; i > 0 && out[i - 1].pref > cur.pref; i--)
+			out[i] = out[i - 1];
+		out[i] = cur;
+		n++;
+	}
+	return n;
+}
+
+int
+sk_dns_mx(const char *domain, int timeout_ms, struct sk_mx *out, size_t max,
+    size_t *n, struct sk_error *err)
+{
+	struct ares_mx_reply *mx = NULL;
+	struct sk_addrlist lit;
+	struct dns_query q;
+	ares_channel ch;
+	int64_t deadline;
+	int rc, status;
+
+	sk_error_clear(err);
+	if (n != NULL)
+		*n = 0;
+	if (out == NULL || n == NULL)
+		return sk_error_set(err, SK_STAGE_RESOLVE, SK_ERR_USAGE,
+		    "no place for the MX records");
+	if (domain == NULL || domain[0] == '\0' ||
+	    strnlen(domain, DNS_HOST_MAX + 1) > DNS_HOST_MAX)
+		return sk_error_set(err, SK_STAGE_RESOLVE, SK_ERR_USAGE,
+		    "no domain name, or one longer than %d octets",
+		    DNS_HOST_MAX);
+	if (dns_literal(domain, 0, &lit) != 0)
+		return sk_error_set(err, SK_STAGE_RESOLVE, SK_ERR_USAGE,
+		    "%s is an address, not a domain: it has no MX records",
+		    domain);
+
+	if (timeout_ms <= 0)
+		timeout_ms = 1;
+	deadline = sk_clock_ms() + timeout_ms;
+
+	(void)pthread_once(&dns_once, dns_library_init);
+	if (dns_init_status != ARES_SUCCESS)
+		return dns_fail(NULL, domain, dns_init_status, 0, err);
+	if ((status = dns_channel(timeout_ms, &ch)) != ARES_SUCCESS)
+		return dns_fail(NULL, domain, status, 0, err);
+
+	memset(&q, 0, sizeof(q));
+	/* ares_query, not ares_search: a mail domain is never relative. */
+	ares_query(ch, domain, ns_c_in, ns_t_mx, dns_mx_callback, &q);
+	if (!dns_wait(ch, &q, deadline)) {
+		ares_cancel(ch);
+		free(q.abuf);
+		q.abuf = NULL;
+		q.status = ARES_ETIMEOUT;
+	}
+
+	rc = 0;
+	status = q.status;
+	if (status == ARES_SUCCESS) {
+		status = q.abuf != NULL ?
+		    ares_parse_mx_reply(q.abuf, q.alen, &mx) : ARES_ENODATA;
+		if (status == ARES_SUCCESS)
+			*n = dns_mx_collect(mx, out, max);
+	}
+	if (status == ARES_ENODATA)
+		status = ARES_SUCCESS;	/* the domain exists, without MX */
+	if (status == ARES_ENOTFOUND) {
+		rc = sk_error_set(err, SK_STAGE_RESOLVE, SK_ERR_DNS,
+		    "no such domain: %s does not exist in DNS", domain);
+		if (err != NULL)
+			err->dns_status = status;
+	} else if (status != ARES_SUCCESS)
+		rc = dns_fail(ch, domain, status,
+		    sk_clock_ms() - (deadline - timeout_ms), err);
+	if (mx != NULL)
+		ares_free_data(mx);
+	free(q.abuf);
 	ares_destroy(ch);
 	return rc;
 }
