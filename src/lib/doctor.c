@@ -620,7 +620,8 @@ stage_probe(struct doctor *d, struct sk_error *err)
 	size_t i, k, n;
 	unsigned t = d->f->target_port;
 	bool other_bad = false, silent_other = false;
-	char *sni = NULL, ebuf[128];
+	const char *sni = NULL;
+	char ebuf[128], frag[160];
 	unsigned char buf[16];
 	int rc;
 
@@ -644,7 +645,7 @@ stage_probe(struct doctor *d, struct sk_error *err)
 	/* SNI is for names only (RFC 6066 §3). */
 	if (inet_pton(AF_INET, d->host, buf) != 1 &&
 	    inet_pton(AF_INET6, d->host, buf) != 1 && d->host[0] != '[')
-		sni = (char *)d->host;
+		sni = d->host;
 	pc.servername = sni;
 	pc.helo_name = d->helo;
 	pc.timeout_ms = d->timeout;
@@ -727,34 +728,33 @@ stage_probe(struct doctor *d, struct sk_error *err)
 			gr->status = SK_CHECK_OK;
 		switch (g->res.mode) {
 		case SK_PMODE_PLAIN:
-			if (banner_code(g->res.banner) == 220)
-				append(gr->detail, sizeof(gr->detail),
-				    g->res.starttls ? _("%s%u: plain SMTP, "
-				    "STARTTLS offered") : _("%s%u: plain SMTP, "
-				    "no STARTTLS"), gr->detail[0] ? "; " : "",
+			if (banner_code(g->res.banner) != 220)
+				(void)snprintf(frag, sizeof(frag),
+				    _("%u: refused in the greeting"), g->port);
+			else if (g->res.starttls)
+				(void)snprintf(frag, sizeof(frag),
+				    _("%u: plain SMTP, STARTTLS offered"),
 				    g->port);
 			else
-				append(gr->detail, sizeof(gr->detail),
-				    _("%s%u: refused in the greeting"),
-				    gr->detail[0] ? "; " : "", g->port);
+				(void)snprintf(frag, sizeof(frag),
+				    _("%u: plain SMTP, no STARTTLS"), g->port);
 			break;
 		case SK_PMODE_IMPLICIT:
-			append(gr->detail, sizeof(gr->detail),
-			    _("%s%u: implicit TLS"), gr->detail[0] ? "; " :
-			    "", g->port);
+			(void)snprintf(frag, sizeof(frag),
+			    _("%u: implicit TLS"), g->port);
 			break;
 		case SK_PMODE_SILENT:
-			append(gr->detail, sizeof(gr->detail),
-			    _("%s%u: silent (no greeting, no TLS)"),
-			    gr->detail[0] ? "; " : "", g->port);
+			(void)snprintf(frag, sizeof(frag),
+			    _("%u: silent (no greeting, no TLS)"), g->port);
 			break;
 		case SK_PMODE_UNKNOWN:
 		default:
-			append(gr->detail, sizeof(gr->detail),
-			    _("%s%u: not SMTP"), gr->detail[0] ? "; " : "",
+			(void)snprintf(frag, sizeof(frag), _("%u: not SMTP"),
 			    g->port);
 			break;
 		}
+		append(gr->detail, sizeof(gr->detail), "%s%s",
+		    gr->detail[0] ? "; " : "", frag);
 		if (g->port != t && (g->res.mode == SK_PMODE_SILENT ||
 		    g->res.mode == SK_PMODE_UNKNOWN))
 			silent_other = true;
@@ -804,6 +804,7 @@ struct sess {
 	const char *body;
 	size_t body_len;
 	struct sk_reply_parser parser;
+	int64_t end;		/* the whole session's deadline */
 };
 
 static void
@@ -863,10 +864,19 @@ sess_trace(void *arg, enum sk_trace_kind kind, const char *text, size_t len)
 	}
 }
 
+/* One timeout per wait, and never past the session's own end. */
+static int64_t
+wait_until(const struct sess *x, int timeout_ms)
+{
+	int64_t t = sk_clock_ms() + timeout_ms;
+
+	return t < x->end ? t : x->end;
+}
+
 static int64_t
 sess_deadline(const struct sess *x)
 {
-	return sk_clock_ms() + x->d->timeout;
+	return wait_until(x, x->d->timeout);
 }
 
 static void
@@ -988,19 +998,36 @@ sess_drive(struct sess *x, enum goal goal, int timeout_ms)
 		out = sk_client_output(x->client, &len);
 		if (len > 0) {
 			if (sk_conn_write(x->conn, out, len,
-			    sk_clock_ms() + timeout_ms, &err) == -1) {
+			    wait_until(x, timeout_ms), &err) == -1) {
 				if (err.stage == SK_STAGE_NONE)
 					err.stage = sk_client_stage(x->client);
 				sk_client_abort(x->client, &err);
-				continue;
+				/*
+				 * The output stays unsent: never try it again.
+				 * An engine that was saying QUIT calls this a
+				 * normal end.
+				 */
+				while (sk_client_next_event(x->client, &e))
+					sess_event(x, &e);
+				if (x->failed || sess_reached(x, goal))
+					return x->failed ? -1 : 0;
+				x->failed = true;
+				x->s->err = err;
+				return -1;
 			}
 			sk_client_sent(x->client, len);
 		}
 		if (sess_reached(x, goal))
 			return 0;
 		if (!sk_client_wants_read(x->client)) {
-			if (sk_client_phase(x->client) == SK_PHASE_CLOSED)
-				return 0;
+			if (sk_client_phase(x->client) == SK_PHASE_CLOSED) {
+				if (goal == GOAL_CLOSED)
+					return 0;
+				x->failed = true;
+				sk_error_set(&x->s->err, sk_client_stage(x->client),
+				    SK_ERR_EOF, "the server closed the connection");
+				return -1;
+			}
 			sk_error_set(&err, SK_STAGE_NONE, SK_ERR_PROTOCOL,
 			    "internal: the SMTP engine waits for nothing in "
 			    "phase %s", sk_client_phase_name(
@@ -1009,7 +1036,7 @@ sess_drive(struct sess *x, enum goal goal, int timeout_ms)
 			continue;
 		}
 		n = sk_conn_read(x->conn, buf, sizeof(buf),
-		    sk_clock_ms() + timeout_ms, &err);
+		    wait_until(x, timeout_ms), &err);
 		if (n > 0) {
 			(void)sk_client_feed(x->client, buf, (size_t)n);
 		} else if (n == 0) {
@@ -1114,6 +1141,9 @@ sess_envelope(struct sess *x)
 	if (r->code / 100 != 2) {
 		sk_error_set_reply(&e, SK_STAGE_MAIL, r,
 		    "the server refused the sender <%s>", cfg->from);
+		/* RFC 5321 §3.8: after 421 the server closes; say nothing. */
+		if (r->code == 421)
+			goto fail;
 		(void)snprintf(e.recipient, sizeof(e.recipient), "%s",
 		    cfg->from);
 		goto refused;
@@ -1127,15 +1157,19 @@ sess_envelope(struct sess *x)
 			    "the server refused the recipient <%s>", cfg->to);
 			(void)snprintf(e.recipient, sizeof(e.recipient), "%s",
 			    cfg->to);
+			if (r->code == 421)
+				goto fail;
 			goto refused;
 		}
 	}
 	/* RFC 5321 §4.1.1.5: end the transaction; nothing was sent. */
-	(void)sess_command(x, SK_STAGE_MAIL, "RSET", &e);
+	if (sess_command(x, SK_STAGE_MAIL, "RSET", &e) == NULL)
+		x->failed = true;	/* no QUIT on a dead connection */
 	return 0;
 refused:
 	x->s->err = e;
-	(void)sess_command(x, SK_STAGE_MAIL, "RSET", &e);
+	if (sess_command(x, SK_STAGE_MAIL, "RSET", &e) == NULL)
+		x->failed = true;
 	return -1;
 fail:
 	x->s->err = e;
@@ -1400,6 +1434,12 @@ run_session(struct doctor *d, struct sess *x, struct sk_doctor_session *s,
 	x->s = s;
 	x->cur = SK_DOCTOR_GREETING;
 	x->cur_t0 = sk_clock_ms();
+	/*
+	 * Each wait has the timeout; a server that answers just in time, a
+	 * line at a time, still cannot hold the session past one timeout
+	 * per stage.
+	 */
+	x->end = x->cur_t0 + (int64_t)d->timeout * SK_DOCTOR__COUNT;
 	x->entered[SK_DOCTOR_GREETING] = true;
 	memset(s, 0, sizeof(*s));
 	s->ran = true;
@@ -1656,6 +1696,13 @@ stages_skipped(struct doctor *d, enum sk_doctor_stage from)
 	}
 }
 
+/*
+ * Stages 5-9: a session where the configuration points (the target port
+ * in the asked mode, or the best port when none was asked), and a second
+ * one when the first cannot work for reasons of the port: the same port
+ * in the mode it speaks, or the best other port.  The report shows the
+ * first session's stages up to its failure and the second's after it.
+ */
 static void
 stage_sessions(struct doctor *d)
 {
@@ -1693,15 +1740,14 @@ stage_sessions(struct doctor *d)
 		}
 		if (target_ok)
 			port = t;
-		else if (g != NULL && (g->res.mode == SK_PMODE_IMPLICIT ||
-		    (g->res.mode == SK_PMODE_PLAIN && g->res.starttls)) &&
-		    banner_code(g->res.banner) != 554 &&
-		    (g->res.mode == SK_PMODE_IMPLICIT ||
-		    banner_code(g->res.banner) == 220)) {
+		else if (g != NULL && g->res.mode == SK_PMODE_IMPLICIT) {
 			/* The wrong mode: the right one on the same port. */
 			aport = t;
-			amode = g->res.mode == SK_PMODE_IMPLICIT ?
-			    SK_TLS_MODE_IMPLICIT : SK_TLS_MODE_STARTTLS;
+			amode = SK_TLS_MODE_IMPLICIT;
+		} else if (g != NULL && g->res.mode == SK_PMODE_PLAIN &&
+		    banner_code(g->res.banner) == 220 && g->res.starttls) {
+			aport = t;
+			amode = SK_TLS_MODE_STARTTLS;
 		} else
 			aport = alternative(d, t, &amode);
 	} else

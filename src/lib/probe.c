@@ -661,8 +661,7 @@ on_timeout(struct pstate *ps, SSL_CTX *ctx)
 }
 
 static void
-on_event(struct pstate *ps, short revents, struct pstate *all, size_t n,
-    SSL_CTX *ctx)
+on_event(struct pstate *ps, short revents, struct pstate *all, size_t n)
 {
 	socklen_t len;
 	int soerr;
@@ -790,7 +789,7 @@ sk__probe_run(const struct sk__probe_config *cfg, struct sk__probe *p,
 			struct pstate *s = &ps[idx[k]];
 
 			if (r > 0 && pfd[k].revents != 0)
-				on_event(s, pfd[k].revents, ps, n, ctx);
+				on_event(s, pfd[k].revents, ps, n);
 			else if (now >= s->deadline)
 				on_timeout(s, ctx);
 		}

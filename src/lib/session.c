@@ -122,6 +122,19 @@ flush(struct sk_session *s)
 	return 0;
 }
 
+/*
+ * The connection failed while writing: what the engine still had to say
+ * can never be delivered, and trying again would loop.
+ */
+static void
+drop_output(struct sk_session *s)
+{
+	size_t len;
+
+	(void)sk_client_output(s->client, &len);
+	sk_client_sent(s->client, len);
+}
+
 /* Describe a wait that ran out of time. */
 static void
 timeout_error(struct sk_session *s, struct sk_error *e)
@@ -383,12 +396,14 @@ run(struct sk_session *s, enum until goal)
 			/* output full: write it and go on with the body */
 			if (flush(s) == -1) {
 				e = s->err;
+				drop_output(s);
 				session_abort(s, &e);
 			}
 			continue;
 		}
 		if (flush(s) == -1) {
 			e = s->err;
+			drop_output(s);
 			session_abort(s, &e);
 			continue;
 		}

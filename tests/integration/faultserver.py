@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A small scripted SMTP fault server, driven by a scenario (a dict or JSON).
 
-It listens on 127.0.0.1 (port 0 unless told otherwise; the chosen port is
-read back) and runs the same script for every connection, each in its own
+It listens on 127.0.0.1 (or host=, e.g. "::1"; port 0 unless told
+otherwise, the chosen port read back) and runs the same script for every connection, each in its own
 thread.  It records everything the client sent, so a test can assert that
 no DATA went out without --send, or that AUTH never travelled in clear.
 
@@ -54,13 +54,24 @@ is followed by the server side of a handshake with the script's cert.
 Every read has a timeout, every connection has a lifetime limit, and
 stop() closes every socket and joins every thread.
 
+TLS 1.0: Debian's Python and OpenSSL 3 serve it with @SECLEVEL=0 (checked
+once by tls10_available()).  Where they cannot, make_server() falls back to
+`openssl s_server -tls1 -cipher DEFAULT@SECLEVEL=0` for implicit-TLS
+scripts, and raises Unsupported for STARTTLS ones (a skip in the tests).
+FAULTSERVER_FORCE_S_SERVER=1 takes the fallback, to test it.
+
+Scenario files (tests/data/scenarios/*.json) name a script per server,
+optionally on top of a template: load_scenarios() applies them.
+
 Standalone, for trying the doctor by hand:
 
-    /usr/bin/python3 tests/integration/faultserver.py SCENARIOS.json NAME
+    /usr/bin/python3 tests/integration/faultserver.py \
+        tests/data/scenarios/providers.json qq_535_authorization_code [SERVER]
     /usr/bin/python3 tests/integration/faultserver.py --script '{"greeting": "554 no"}'
 
-prints "PORT <n>" (and the CA file, when certificates were made), then
-serves until stdin closes or SIGINT/SIGTERM.
+makes throwaway certificates, prints "PORT <n>" and "CA <file>" (for
+--ca-file), serves until stdin closes or SIGTERM, then prints what the
+client sent.
 """
 
 import binascii
@@ -105,6 +116,10 @@ DEFAULT_REPLIES = {
 
 class ScriptError(ValueError):
     pass
+
+
+class Unsupported(ScriptError):
+    """This machine cannot serve what the script asks (TLS 1.0)."""
 
 
 def _version(name):
@@ -726,7 +741,7 @@ def make_server(script, certs=None, host=HOST, port=0, name="fault"):
         ok, why = True, ""
     if not ok:
         if script.get("tls") != "implicit" or port:
-            raise ScriptError(f"Python's ssl cannot serve TLS 1.0 here ({why}); "
+            raise Unsupported(f"Python's ssl cannot serve TLS 1.0 here ({why}); "
                               f"the openssl s_server fallback does implicit TLS "
                               f"on port 0 only")
         srv = OpenSSLTLS10Server(certs, script.get("cert", "good"), host)
@@ -835,6 +850,8 @@ def _main():
     except KeyboardInterrupt:
         pass
     srv.stop()
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
     try:
         for ln in srv.lines():
             print(ln)

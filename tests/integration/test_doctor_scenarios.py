@@ -16,8 +16,9 @@ top of that every run must:
 Every scenario runs, with its servers, inside a private network namespace
 (netns.py) when this machine allows one: nothing can leave loopback, and
 the well-known ports (25, 465, 587, 2525) are ours to use.  Scenarios that
-need iptables (dropped and unreachable ports) skip with the reason where
-namespaces are not permitted; the others then run on the host's loopback.
+need one (iptables DROP/REJECT, fixed ports, a fake DNS server) skip with
+the reason where namespaces are not permitted; the others then run on the
+host's loopback, with literal 127.0.0.1 only.
 SMTPKIT_DOCTOR_NETNS=0 forces the host's loopback.
 
 Scenario files hold {"scenarios": [...]} and/or {"templates": {NAME: script}}
@@ -25,12 +26,17 @@ Scenario files hold {"scenarios": [...]} and/or {"templates": {NAME: script}}
   name, doc
   servers   {id: {"kind": "fault" | "closed" | "drop" | "unreachable",
                   "port": fixed port (namespace only), "template": NAME,
-                  "script": {...}}}   (the first server is {port})
+                  "script": {...}, "ipv6": "also" | "drop" | "unreachable"}}
+            (the first server is {port}; ipv6: the same script on [::1]
+            and the same port, and TCP over IPv6 reachable, dropped, or
+            rejected as unreachable)
   args      doctor arguments after "doctor --json"; {port}, {port:ID},
             {host}, {ca}, {tmp} are filled in
   password  a secret for --password-env SMTPKIT_DOCTOR_PASSWORD
   env, files, dirs   extra environment, files and directories under {tmp}
   netns     true: needs a namespace (iptables, fixed ports)
+  dns       a fakedns.py zone, served on 127.0.0.1:53 inside the namespace
+            (its /etc/resolv.conf points there); implies netns
   expect    {"verdict": CODE, "max_seconds": N, "saw": [verbs],
              "never": [verbs], "text": regex on summary + fix,
              "suggested": {key: value or [values]}, "port_status": {port: status},
@@ -51,6 +57,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO_DIR = os.path.join(os.path.dirname(HERE), "data", "scenarios")
 PASSWORD_ENV = "SMTPKIT_DOCTOR_PASSWORD"
 IPTABLES = "/usr/sbin/iptables"
+IP6TABLES = "/usr/sbin/ip6tables"
 
 VERDICTS = {
     "OK", "DNS_NO_SUCH_HOST", "DNS_NO_ANSWER", "TCP_REFUSED", "TCP_TIMEOUT",
@@ -158,8 +165,8 @@ def network(t, required):
             except Skip as e:
                 why = str(e)
     if required:
-        raise Skip(f"needs a private network namespace (iptables DROP/REJECT "
-                   f"there, fixed ports): {why}")
+        raise Skip(f"needs a private network namespace (for iptables, fixed "
+                   f"ports or a fake DNS server): {why}")
     t.note(f"on the host's loopback: {why}")
     return HostNet(t, why)
 
@@ -171,17 +178,18 @@ def _bind_only(port):
     return s
 
 
-def iptables(t, net, *rule):
-    if not os.access(IPTABLES, os.X_OK):
-        raise Skip(f"{IPTABLES} is not installed (iptables, see scripts/install-deps)")
-    rc, out, err = net.run([IPTABLES, "-w", "5", *rule], timeout=20)
+def iptables(t, net, *rule, tool=IPTABLES):
+    if not os.access(tool, os.X_OK):
+        raise Skip(f"{tool} is not installed (iptables, see scripts/install-deps)")
+    rc, out, err = net.run([tool, "-w", "5", *rule], timeout=20)
     if rc != 0:
         why = (err or out).decode("utf-8", "replace").strip()
         if re.search(r"permission denied|not permitted|can't initialize|"
                      r"Could not fetch rule set|Protocol not supported|"
-                     r"table .* does not exist|No chain", why, re.I):
-            raise Skip(f"iptables is not usable in the namespace: {why}")
-        raise Fail(f"iptables {' '.join(rule)} failed: {why}")
+                     r"table .* does not exist|No chain|Address family not supported",
+                     why, re.I):
+            raise Skip(f"{os.path.basename(tool)} is not usable in the namespace: {why}")
+        raise Fail(f"{os.path.basename(tool)} {' '.join(rule)} failed: {why}")
 
 
 # ---------------------------------------------------------------------------
@@ -190,9 +198,8 @@ def iptables(t, net, *rule):
 
 class Servers:
     def __init__(self):
-        self.ports = {}
-        self.fault = {}     # id -> started FaultServer
-        self.notes = []
+        self.ports = {}     # id -> port
+        self.fault = {}     # id -> started FaultServer (or s_server fallback)
 
 
 def start_servers(t, net, sc, certs):
@@ -205,13 +212,36 @@ def start_servers(t, net, sc, certs):
         if kind == "fault":
             if faultserver is None:
                 raise Fail(f"faultserver.py is not importable: {FAULTSERVER_ERROR}")
-            s = net.call(faultserver.make_server, spec["script"], certs,
-                         port=fixed, name=f"{sc['name']}-{sid}")
+            try:
+                s = net.call(faultserver.make_server, spec["script"], certs,
+                             port=fixed, name=f"{sc['name']}-{sid}")
+            except faultserver.Unsupported as e:
+                raise Skip(str(e))
             t.defer(s.stop)
             if s.note:
                 t.note(s.note)
             srv.fault[sid] = s
             srv.ports[sid] = s.port
+            v6 = spec.get("ipv6")
+            if v6:
+                # The same script on [::1] and the same port number: a
+                # name with A and AAAA records reaches both.
+                if not net.inside or not net.ns.has_ipv6_loopback():
+                    raise Skip("needs ::1 in a private network namespace")
+                s6 = net.call(faultserver.make_server, spec["script"], certs, host="::1",
+                              port=s.port, name=f"{sc['name']}-{sid}-v6")
+                t.defer(s6.stop)
+                srv.fault[sid + "-v6"] = s6
+                # Broken IPv6 breaks every port, not one: the rules take
+                # all of TCP over IPv6 in the namespace.
+                if v6 == "drop":
+                    iptables(t, net, "-A", "INPUT", "-p", "tcp", "-j", "DROP",
+                             tool=IP6TABLES)
+                elif v6 == "unreachable":
+                    iptables(t, net, "-A", "INPUT", "-p", "tcp", "-j", "REJECT",
+                             "--reject-with", "icmp6-addr-unreachable", tool=IP6TABLES)
+                elif v6 != "also":
+                    raise Fail(f"test bug: server {sid}: ipv6 {v6!r}")
         elif kind in ("closed", "drop", "unreachable"):
             # Bound, never listening: refused at once, and no one else can
             # take the port while the test runs.
@@ -337,12 +367,16 @@ def check_wire(t, sc, args, srv):
 def run_scenario(t, sc):
     need_doctor(t)
     exp = sc["expect"]
-    net = network(t, sc.get("netns", False))
+    net = network(t, sc.get("netns", False) or "dns" in sc)
     certs = t.certs() if needs_certs(sc) else None
     for d in sc.get("dirs", []):
         os.makedirs(os.path.join(t.tmp, d), exist_ok=True)
     for name, data in sc.get("files", {}).items():
         t.file(name, data, 0o644)
+    if "dns" in sc:
+        if not net.inside:
+            raise Skip("needs a private namespace for its fake DNS server")
+        net.ns.dns(sc["dns"])
     srv = start_servers(t, net, sc, certs)
     args = [fill(t, a, srv, certs) for a in sc["args"]]
     env = {k: fill(t, v, srv, certs) for k, v in sc.get("env", {}).items()}
@@ -351,9 +385,12 @@ def run_scenario(t, sc):
         if "--password-env" not in args:
             args += ["--password-env", PASSWORD_ENV]
     limit = exp["max_seconds"]
-    # Run to the bound plus room to see the JSON of a slow doctor; the
-    # harness kills it there.
-    r = net.smtpkit("doctor", "--json", *args, env=env, timeout=limit + 15)
+    # Run to the bound plus room to see the JSON of a slow doctor (a wrong
+    # time with the right verdict); the harness kills it there.
+    try:
+        r = net.smtpkit("doctor", "--json", *args, env=env, timeout=limit + 10)
+    except Fail as e:   # a hang or a crash: say what the server saw last
+        raise Fail(f"{e}; server: " + "; ".join(s.transcript(12) for s in srv.fault.values()))
     doc = parse_report(t, r)
     check_shape(t, doc, r)
     code = doc["verdict"]["code"]
