@@ -7,14 +7,21 @@
 #   make bench      compare smtpkit with msmtp, curl, swaks, smtplib and smtp-source
 #   make fuzz       run every fuzz target for FUZZ_TIME seconds (default 60)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make install-sendmail   /usr/sbin/sendmail, /usr/lib/sendmail, mailq and
+#                   newaliases become links to $(PREFIX)/bin/smtpkit (Debian
+#                   alternatives when present); refuses, changing nothing,
+#                   when another MTA owns them, unless FORCE=1
+#   make uninstall-sendmail   undo it, and put back what FORCE=1 set aside
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_TIME ?= 60
+FORCE ?= 0
 MESON ?= meson
 NINJA ?= ninja
 
-.PHONY: all build deps demo check bench fuzz install clean
+.PHONY: all build deps demo check bench fuzz install install-sendmail \
+	uninstall-sendmail clean
 
 all: build
 
@@ -50,6 +57,12 @@ install: build
 	$(MESON) configure build --prefix=$(PREFIX)
 	$(NINJA) -C build
 	DESTDIR=$(DESTDIR) $(MESON) install -C build --no-rebuild
+
+install-sendmail:
+	@FORCE=$(FORCE) scripts/install-sendmail install $(PREFIX)/bin/smtpkit
+
+uninstall-sendmail:
+	@scripts/install-sendmail uninstall $(PREFIX)/bin/smtpkit
 
 clean:
 	rm -rf build build-asan build-fuzz

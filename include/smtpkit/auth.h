@@ -89,4 +89,15 @@ int sk_auth_step(struct sk_auth *a, const char *user, const char *secret,
     const char *challenge, size_t clen, char *out, size_t cap, size_t *len,
     struct sk_error *err);
 
+/*
+ * What the JSON error in a 334 challenge after an XOAUTH2 or OAUTHBEARER
+ * token says (RFC 7628 §3.2.2; Google sends the same shape for XOAUTH2):
+ * SK_OAUTH_ERR_INVALID_TOKEN for status "401" or "invalid_token" (the
+ * token is expired or revoked: a refresh may cure it), INVALID_SCOPE for
+ * "403" / "insufficient_scope", INVALID_REQUEST for "400" /
+ * "invalid_request", OTHER for another status, NONE when challenge (still
+ * base64) is not such a JSON object.
+ */
+enum sk_oauth_error sk_auth_token_error(const char *challenge, size_t clen);
+
 #endif

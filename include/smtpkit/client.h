@@ -65,6 +65,26 @@ struct sk_client_config {
 	struct sk_trace trace;
 };
 
+/*
+ * Delivery status notifications (RFC 3461): asked for only when the server
+ * offers DSN; without it the parameters are left out (and traced), as
+ * Postfix and sendmail do, since the message itself can still go.
+ */
+enum sk_dsn_notify {
+	SK_DSN_NEVER = 1u << 0,		/* NOTIFY=NEVER, alone */
+	SK_DSN_SUCCESS = 1u << 1,
+	SK_DSN_FAILURE = 1u << 2,
+	SK_DSN_DELAY = 1u << 3
+};
+
+enum sk_dsn_ret {
+	SK_DSN_RET_NONE = 0,		/* the server's default */
+	SK_DSN_RET_FULL,		/* RET=FULL: the whole message */
+	SK_DSN_RET_HDRS			/* RET=HDRS: its header only */
+};
+
+#define SK_DSN_ENVID_MAX 100		/* RFC 3461 §4.4, before xtext */
+
 struct sk_envelope {
 	const char *from;		/* reverse-path, "" for the null sender */
 	const char *const *rcpts;
@@ -72,7 +92,22 @@ struct sk_envelope {
 	uint64_t size;			/* octets of DATA, for SIZE= (0: unknown) */
 	bool body_8bit;			/* needs BODY=8BITMIME */
 	bool smtputf8;			/* an address needs SMTPUTF8 */
+	unsigned dsn_notify;		/* enum sk_dsn_notify bits for every
+					   RCPT, 0: none (the server decides) */
+	enum sk_dsn_ret dsn_ret;	/* RET= on MAIL */
+	const char *dsn_envid;		/* ENVID= on MAIL (xtext-encoded by the
+					   engine), NULL: none */
 };
+
+/*
+ * "never", or a comma-separated list of "success", "failure", "delay"
+ * (any case, as sendmail's -N takes them) into enum sk_dsn_notify bits.
+ * Returns -1 for anything else, "never" with another word included.
+ */
+int sk_dsn_notify_parse(const char *s, unsigned *notify);
+
+/* "full", or "hdrs" (also "headers"), any case; -1 for anything else. */
+int sk_dsn_ret_parse(const char *s, enum sk_dsn_ret *ret);
 
 enum sk_client_phase {
 	SK_PHASE_GREETING = 0,
@@ -162,8 +197,9 @@ enum sk_stage sk_client_stage(const struct sk_client *c);
 
 /*
  * Queue a message.  Envelope strings are copied.  Returns the message
- * index, or -1 with err (SK_ERR_USAGE: no recipient; SK_ERR_LOCAL: out of
- * memory; SK_ERR_POLICY: the session already ended).  A message the server
+ * index, or -1 with err (SK_ERR_USAGE: no recipient, or a DSN envelope id
+ * that is longer than SK_DSN_ENVID_MAX or not printable ASCII;
+ * SK_ERR_LOCAL: out of memory; SK_ERR_POLICY: the session already ended).  A message the server
  * cannot take (SIZE too large, 8BITMIME or SMTPUTF8 missing) is reported
  * failed through SK_EV_MESSAGE without being sent.
  */

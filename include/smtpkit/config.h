@@ -9,8 +9,8 @@
  *
  * Files: /etc/smtpkit/config, then ~/.config/smtpkit/config (the later
  * wins for an account of the same name), or only the file given with
- * --config.  A file that holds a password must not be readable by group or
- * others.
+ * --config.  A file that holds a password (or an OAuth2 client secret) must
+ * not be readable by group or others.
  */
 #ifndef SMTPKIT_CONFIG_H
 #define SMTPKIT_CONFIG_H
@@ -22,6 +22,7 @@
 #include "client.h"
 #include "conn.h"
 #include "error.h"
+#include "providers.h"
 
 struct sk_account {
 	char *name;
@@ -37,10 +38,22 @@ struct sk_account {
 	char *password_file;
 	char *password_env;
 	char *password_cmd;
-	enum sk_auth_mech auth;
+	enum sk_auth_mech auth;	/* XOAUTH2 / OAUTHBEARER without a password
+				   source: a token smtpkit keeps (oauth.h) */
 	char *ca_file;
 	int timeout;		/* seconds, 0: unset */
 	char *origin;		/* "path:line" of its section */
+
+	/* OAuth2: the app smtpkit signs in as, and what replaces the
+	 * preset's OAuth2 data (tests point the endpoints at 127.0.0.1). */
+	char *oauth_client_id;
+	char *oauth_client_secret;	/* inline: as password */
+	char *oauth_client_secret_file;
+	enum sk_oauth_flow oauth_flow;	/* SK_OAUTH_FLOW_NONE: the preset's */
+	char *oauth_device_endpoint;
+	char *oauth_auth_endpoint;
+	char *oauth_token_endpoint;
+	char *oauth_scope;
 };
 
 struct sk_config {

@@ -60,6 +60,10 @@ enum sk_verdict {
 	SK_VERDICT_SERVER_TEMPORARY,
 	SK_VERDICT_SERVER_PERMANENT,
 	SK_VERDICT_PROTOCOL_ERROR,
+	/* OAuth2 (issue 4): the account's token, not the server */
+	SK_VERDICT_OAUTH_TOKEN_EXPIRED,		/* expired, none, or refused */
+	SK_VERDICT_OAUTH_REVOKED,		/* the refresh token was refused */
+	SK_VERDICT_OAUTH_CLIENT_MISSING,	/* no oauth-client-id */
 	SK_VERDICT__COUNT
 };
 
@@ -161,6 +165,18 @@ struct sk_doctor_config {
 	bool allow_plaintext_auth;	/* credentials without TLS, as send's flag */
 	bool port_only;			/* probe only port, no alternatives */
 	const char *account;		/* name for the suggested [account] (NULL: the preset's id, else "default") */
+	/*
+	 * OAuth2 (issue 4): secret is an access token smtpkit keeps for the
+	 * account.  oauth_error says why there is none to use (user is then
+	 * NULL): SK_OAUTH_ERR_NO_CLIENT, NO_TOKEN, NO_REFRESH_TOKEN,
+	 * INVALID_GRANT, or another failure to refresh (oauth_detail says
+	 * which, in a sentence).
+	 */
+	bool oauth;
+	enum sk_oauth_error oauth_error;
+	const char *oauth_detail;
+	int64_t oauth_expires_at;	/* seconds since 1970, 0: unknown */
+	const char *oauth_scope;
 };
 
 /* The settings that worked, when something else did not. */

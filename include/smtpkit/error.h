@@ -48,7 +48,39 @@ enum sk_error_kind {
 	SK_ERR_REPLY,		/* the server answered with a 4xx or 5xx reply */
 	SK_ERR_UNSUPPORTED,	/* the server lacks an extension the message needs */
 	SK_ERR_POLICY,		/* smtpkit refused, e.g. credentials over plaintext */
+	SK_ERR_OAUTH,		/* no usable OAuth2 token: the authorization
+				   server refused (oauth_error says how), or
+				   none is stored */
 	SK_ERR__COUNT
+};
+
+/*
+ * What went wrong with OAuth2: an authorization server's "error" (RFC 6749
+ * §5.2, RFC 8628 §3.5), what an SMTP server said of the bearer token in its
+ * AUTH challenge (RFC 6750 §3.1, RFC 7628 §3.2.2), or smtpkit's own finding
+ * about the stored tokens.
+ */
+enum sk_oauth_error {
+	SK_OAUTH_ERR_NONE = 0,
+	SK_OAUTH_ERR_AUTHORIZATION_PENDING,	/* device flow: not yet */
+	SK_OAUTH_ERR_SLOW_DOWN,			/* device flow: poll slower */
+	SK_OAUTH_ERR_EXPIRED_TOKEN,		/* the device code expired */
+	SK_OAUTH_ERR_ACCESS_DENIED,		/* the user said no */
+	SK_OAUTH_ERR_INVALID_GRANT,		/* refresh token or code refused:
+						   revoked, expired, used */
+	SK_OAUTH_ERR_INVALID_CLIENT,		/* unknown client id, bad secret */
+	SK_OAUTH_ERR_UNAUTHORIZED_CLIENT,	/* the app may not use this flow */
+	SK_OAUTH_ERR_INVALID_SCOPE,
+	SK_OAUTH_ERR_INVALID_REQUEST,
+	SK_OAUTH_ERR_UNSUPPORTED_GRANT_TYPE,
+	SK_OAUTH_ERR_INVALID_TOKEN,		/* the SMTP server refused the
+						   access token (XOAUTH2 "401") */
+	SK_OAUTH_ERR_OTHER,			/* another error code */
+	SK_OAUTH_ERR_NO_CLIENT,			/* smtpkit: no client id set */
+	SK_OAUTH_ERR_NO_TOKEN,			/* smtpkit: never signed in */
+	SK_OAUTH_ERR_NO_REFRESH_TOKEN,		/* smtpkit: expired, and no
+						   refresh token to renew it */
+	SK_OAUTH_ERR__COUNT
 };
 
 #define SK_ENHANCED_MAX 16
@@ -68,6 +100,7 @@ struct sk_error {
 	char recipient[SK_ADDR_MAX];	/* the address concerned, "" if none */
 	char server_text[SK_ERROR_TEXT_MAX]; /* reply text, lines joined by ' ' */
 	char message[SK_ERROR_MESSAGE_MAX];  /* one sentence for a person */
+	enum sk_oauth_error oauth_error;	/* SK_OAUTH_ERR_NONE if none */
 };
 
 struct sk_reply;
@@ -75,6 +108,10 @@ struct sk_reply;
 /* Name tables, for traces and JSON.  Never NULL. */
 const char *sk_stage_name(enum sk_stage stage);
 const char *sk_error_kind_name(enum sk_error_kind kind);
+
+/* "authorization_pending", "invalid_grant", ... as the RFCs spell them;
+ * smtpkit's own: "no_client", "no_token", "no_refresh_token"; "none". */
+const char *sk_oauth_error_name(enum sk_oauth_error e);
 
 /* Reset every field.  NULL is ignored. */
 void sk_error_clear(struct sk_error *err);

@@ -128,4 +128,12 @@ size_t sk_rfc2047_encode(const char *in, size_t lead, char *out, size_t cap);
  */
 size_t sk_rfc5322_date(time_t t, char *out, size_t cap);
 
+/*
+ * A Message-ID (RFC 5322 §3.6.4), "<128 random bits in hex@domain>", the
+ * domain as given (a name, or an address literal such as "[192.0.2.1]").
+ * Returns the length written (NUL-terminated), or (size_t)-1 when cap is
+ * too small or getrandom() fails (out then holds "").
+ */
+size_t sk_message_id(const char *domain, char *out, size_t cap);
+
 #endif

@@ -43,6 +43,43 @@ enum sk_sender_rule {
 	SK_SENDER__COUNT
 };
 
+/* How a preset's OAuth2 tokens are obtained. */
+enum sk_oauth_flow {
+	SK_OAUTH_FLOW_NONE = 0,	/* no OAuth2 data */
+	SK_OAUTH_FLOW_DEVICE,	/* device authorization grant (RFC 8628) */
+	SK_OAUTH_FLOW_PKCE,	/* authorization code with PKCE (RFC 7636)
+				   and a loopback redirect (RFC 8252) */
+	SK_OAUTH_FLOW__COUNT
+};
+
+/* "none", "device", "pkce"; parse (case-insensitive) returns -1 when
+ * unknown. */
+const char *sk_oauth_flow_name(enum sk_oauth_flow f);
+int sk_oauth_flow_parse(const char *s, enum sk_oauth_flow *f);
+
+/*
+ * Whether url may be an OAuth2 endpoint: https://HOST[:PORT][/...], or
+ * http:// to a loopback host only (127.0.0.1, localhost, [::1]: tests and
+ * RFC 8252 redirects), with no user information and no control
+ * characters or spaces.
+ */
+bool sk_oauth_endpoint_ok(const char *url);
+
+/* A preset's OAuth2 data; flow SK_OAUTH_FLOW_NONE when it has none. */
+struct sk_provider_oauth {
+	enum sk_oauth_flow flow;
+	char *device_endpoint;	/* RFC 8628 §3.1 (device flow) */
+	char *auth_endpoint;	/* RFC 6749 §3.1 (pkce flow) */
+	char *token_endpoint;	/* RFC 6749 §3.2 */
+	char *scope;		/* space-separated */
+	char *auth_params;	/* more query for the authorization URL,
+				   "access_type=offline&prompt=consent" */
+	enum sk_auth_mech mech;	/* XOAUTH2 (the default) or OAUTHBEARER */
+	bool secret_required;	/* the token endpoint wants a client secret */
+	char *help;		/* where and how to register an app */
+	char *help_zh;
+};
+
 /* Names used in the data file and in JSON: "password", "authorization-code"... */
 const char *sk_credential_name(enum sk_credential c);
 const char *sk_username_rule_name(enum sk_username_rule r);
@@ -88,6 +125,7 @@ struct sk_provider {
 	struct sk_provider_region *regions;
 	size_t nregions;
 	char *origin;		/* "builtin" or the file it came from */
+	struct sk_provider_oauth oauth;
 };
 
 /* A known server reply and what it means. */

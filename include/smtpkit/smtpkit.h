@@ -2,6 +2,7 @@
 #ifndef SMTPKIT_H
 #define SMTPKIT_H
 
+#include "smtpkit/addrlist.h"
 #include "smtpkit/auth.h"
 #include "smtpkit/base64.h"
 #include "smtpkit/client.h"
@@ -12,6 +13,7 @@
 #include "smtpkit/error.h"
 #include "smtpkit/message.h"
 #include "smtpkit/reply.h"
+#include "smtpkit/server.h"
 #include "smtpkit/session.h"
 #include "smtpkit/trace.h"
 

@@ -7,6 +7,7 @@
 
 #include "smtpkit/doctor.h"
 #include "smtpkit/error.h"
+#include "smtpkit/oauth.h"
 #include "smtpkit/providers.h"
 #include "smtpkit/trace.h"
 
@@ -61,7 +62,74 @@ sk_trace_fn cli_trace_fn;
 /* "smtpkit: <message>" on stderr. */
 void cli_print_error(const struct sk_error *err);
 
+/*
+ * send.c, for sendmail.c: where a message goes and as whom, by the rules
+ * of 'smtpkit send' (account, provider preset, defaults) but always from
+ * an account.
+ */
+struct cli_route_req {
+	const char *config;	/* -C FILE: that file alone; NULL: the usual */
+	const char *account;	/* by name; NULL: by from, else header_from,
+				   else the default account */
+	const char *from;	/* envelope sender asked for (-f); NULL: the
+				   account's */
+	const char *header_from; /* the From header's address, or NULL */
+	int verbose;
+};
+struct cli_route;
+
+/* Owned: cli_route_free.  NULL with err: SK_ERR_CONFIG when there is no
+ * account to use or no sender address, or what reading the config gave. */
+struct cli_route *cli_route_new(const struct cli_route_req *req,
+    struct sk_error *err);
+/* The envelope sender (-f, else the account's, else header_from) and the
+ * account's name; borrowed. */
+const char *cli_route_from(const struct cli_route *r);
+const char *cli_route_account(const struct cli_route *r);
+/* The address the sender goes by, for a From header: the envelope sender
+ * unless it is the null sender, else the account's; NULL if none. */
+const char *cli_route_address(const struct cli_route *r);
+/* Check the envelope as send does, read the password, connect: a session
+ * ready for the message (owned), or NULL with err.  *utf8: an address
+ * needs SMTPUTF8. */
+struct sk_session *cli_route_open(struct cli_route *r,
+    const char *const *rcpts, size_t n, bool *utf8, struct sk_error *err);
+/* What the preset knows about a refusal, on stderr (as send prints it). */
+void cli_route_hint(const struct cli_route *r, const struct sk_error *e);
+void cli_route_free(struct cli_route *r);
+
+/*
+ * oauth.c, for send and doctor: the OAuth2 token of an account that
+ * sk_oauth_account_managed() says smtpkit keeps.  init: the client (an
+ * error with oauth_error SK_OAUTH_ERR_NO_CLIENT when the account has no
+ * oauth-client-id) and the store; get: o->token, refreshed when due or
+ * when it is rejected (the token the server just refused), under the
+ * account's lock.  advise: what to do after such an error, on stderr
+ * (register an app, or run smtpkit oauth login).  expiry: "expires
+ * 2025-01-31 12:00:00 UTC (in 59 min)".
+ */
+struct cli_oauth {
+	bool ready;
+	const struct sk_account *acct;
+	const struct sk_provider *preset;
+	struct sk_oauth_client client;
+	char store[4096];
+	struct sk_oauth_token token;
+	bool refreshed;
+};
+int cli_oauth_init(struct cli_oauth *o, const struct sk_account *a,
+    const struct sk_provider *p, const struct sk_trace *trace,
+    int timeout_ms, struct sk_error *err);
+int cli_oauth_get(struct cli_oauth *o, const char *rejected,
+    struct sk_error *err);
+void cli_oauth_fini(struct cli_oauth *o);
+void cli_oauth_advise(const struct sk_error *err, const struct sk_account *a,
+    const struct sk_provider *p);
+void cli_oauth_expiry(int64_t expires_at, char *buf, size_t cap);
+
+int cmd_oauth(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_sendmail(int argc, char **argv);
 int cmd_providers(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_setup(int argc, char **argv);

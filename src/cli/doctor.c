@@ -1136,7 +1136,101 @@ struct doctor_run {
 	char title[512];
 	char pwfile[PATH_MAX];	/* the account's paths, "~/" expanded */
 	char cafile[PATH_MAX];
+	struct cli_oauth oauth;	/* an account whose OAuth2 token we keep */
+	char oauth_detail[SK_ERROR_MESSAGE_MAX];
 };
+
+/*
+ * An account whose OAuth2 token smtpkit keeps (no password source given,
+ * no password mechanism asked for): the token as the secret, renewed when
+ * due.  When there is none to use, the doctor runs without a login and
+ * the verdict says why (cfg.oauth_error); only a setting that makes no
+ * sense at all (no flow, no endpoint) stops it.
+ */
+static int
+doctor_oauth(struct doctor_run *d, struct doctor_opts *o,
+    const struct password_src *pw, const char **user, struct sk_error *err)
+{
+	struct sk_error e;
+	int timeout = (o->timeout_s > 0 ? o->timeout_s : DOCTOR_TIMEOUT_S) *
+	    1000;
+
+	if (d->acct == NULL || d->secret != NULL || pw->file != NULL ||
+	    pw->env != NULL || pw->cmd != NULL ||
+	    (o->auth != SK_AUTH_NONE && !sk_auth_mech_is_token(o->auth)) ||
+	    !sk_oauth_account_managed(d->acct, d->cfg.provider))
+		return 0;
+	d->cfg.oauth = true;
+	if (*user == NULL)
+		*user = o->from;
+	if (cli_oauth_init(&d->oauth, d->acct, d->cfg.provider, NULL,
+	    timeout, &e) == -1) {
+		if (e.oauth_error != SK_OAUTH_ERR_NO_CLIENT) {
+			*err = e;
+			return -1;
+		}
+	} else {
+		if (o->auth == SK_AUTH_NONE)
+			o->auth = d->oauth.client.mech;
+		if (cli_oauth_get(&d->oauth, NULL, &e) == 0) {
+			if ((d->secret = strdup(
+			    d->oauth.token.access_token)) == NULL)
+				return sk_error_set(err, SK_STAGE_LOCAL,
+				    SK_ERR_LOCAL, _("out of memory"));
+			d->cfg.oauth_expires_at = d->oauth.token.expires_at;
+			d->cfg.oauth_scope = d->oauth.token.scope;
+			return 0;
+		}
+	}
+	d->cfg.oauth_error = e.oauth_error != SK_OAUTH_ERR_NONE ?
+	    e.oauth_error : SK_OAUTH_ERR_OTHER;
+	(void)snprintf(d->oauth_detail, sizeof(d->oauth_detail), "%s",
+	    e.message);
+	d->cfg.oauth_detail = d->oauth_detail;
+	*user = NULL;
+	return 0;
+}
+
+/*
+ * The server refused the token as a bad one: renew it (unless that was
+ * just done) and run the doctor once more; when renewing fails, judge
+ * again with why.  Returns -1 only when the doctor could not run.
+ */
+static int
+doctor_oauth_retry(struct doctor_run *d, struct sk_doctor_report *report,
+    struct sk_error *err)
+{
+	struct sk_error e;
+	char *old;
+
+	if (!d->cfg.oauth || d->cfg.oauth_error != SK_OAUTH_ERR_NONE ||
+	    d->oauth.refreshed || !d->oauth.ready ||
+	    report->verdict != SK_VERDICT_OAUTH_TOKEN_EXPIRED ||
+	    !sk_oauth_token_refused(&report->err))
+		return 0;
+	if (cli_oauth_get(&d->oauth, d->oauth.token.access_token, &e) == -1) {
+		d->cfg.oauth_error = e.oauth_error != SK_OAUTH_ERR_NONE ?
+		    e.oauth_error : SK_OAUTH_ERR_OTHER;
+		(void)snprintf(d->oauth_detail, sizeof(d->oauth_detail), "%s",
+		    e.message);
+		d->cfg.oauth_detail = d->oauth_detail;
+		return sk_doctor_judge(&d->cfg, report) == -1 ?
+		    sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+		    _("out of memory")) : 0;
+	}
+	old = d->secret;
+	if ((d->secret = strdup(d->oauth.token.access_token)) == NULL) {
+		d->secret = old;
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+		    _("out of memory"));
+	}
+	cli_secret_free(old);
+	d->cfg.secret = d->secret;
+	d->cfg.oauth_expires_at = d->oauth.token.expires_at;
+	d->cfg.oauth_scope = d->oauth.token.scope;
+	sk_doctor_report_fini(report);
+	return sk_doctor_run(&d->cfg, report, err);
+}
 
 static int
 load_config(struct doctor_run *d, const char *path, struct sk_error *err)
@@ -1375,6 +1469,8 @@ cmd_doctor(int argc, char **argv)
 		err.sys_errno = errno;
 		goto fail;
 	}
+	if (doctor_oauth(&d, &o, &pw, &user, &err) == -1)
+		goto fail;
 	if (user != NULL && d.secret == NULL &&
 	    cli_password(&pw, &d.secret, &err) == -1)
 		goto fail;
@@ -1409,6 +1505,10 @@ cmd_doctor(int argc, char **argv)
 	if (sk_doctor_run(&d.cfg, &report, &err) == -1)
 		goto fail;
 	have_report = true;
+	if (doctor_oauth_retry(&d, &report, &err) == -1) {
+		have_report = false;
+		goto fail;
+	}
 	cli_secret_free(d.secret);
 	d.secret = NULL;
 
@@ -1436,6 +1536,7 @@ out:
 	if (have_report)
 		sk_doctor_report_fini(&report);
 	cli_secret_free(d.secret);
+	cli_oauth_fini(&d.oauth);
 	sk_config_fini(&d.conf);	/* zeroed when never loaded */
 	sk_providers_free(d.db);
 	return rc;

@@ -20,6 +20,32 @@ reply_is_permission(const struct sk_error *err)
 	return err->stage == SK_STAGE_AUTH;
 }
 
+/*
+ * An authorization server's refusal: a sign-in that ran out of time may
+ * work when tried again; a client it does not know, or a flow or scope the
+ * app may not use, is settings; everything else (a revoked refresh token,
+ * a user who said no, no token at all) is who you are.
+ */
+static int
+oauth_exit_code(enum sk_oauth_error e)
+{
+	switch (e) {
+	case SK_OAUTH_ERR_EXPIRED_TOKEN:
+	case SK_OAUTH_ERR_AUTHORIZATION_PENDING:
+	case SK_OAUTH_ERR_SLOW_DOWN:
+		return EXIT_TEMPFAIL;
+	case SK_OAUTH_ERR_INVALID_CLIENT:
+	case SK_OAUTH_ERR_UNAUTHORIZED_CLIENT:
+	case SK_OAUTH_ERR_INVALID_SCOPE:
+	case SK_OAUTH_ERR_INVALID_REQUEST:
+	case SK_OAUTH_ERR_UNSUPPORTED_GRANT_TYPE:
+	case SK_OAUTH_ERR_NO_CLIENT:
+		return EXIT_CONFIG;
+	default:
+		return EXIT_NOPERM;
+	}
+}
+
 int
 cli_exit_code(const struct sk_error *err)
 {
@@ -70,6 +96,8 @@ cli_exit_code(const struct sk_error *err)
 		if (reply_is_permission(err))
 			return EXIT_NOPERM;
 		return EXIT_UNAVAILABLE;
+	case SK_ERR_OAUTH:
+		return oauth_exit_code(err->oauth_error);
 	case SK_ERR__COUNT:
 		break;
 	}
@@ -86,7 +114,9 @@ cli_exit_code(const struct sk_error *err)
  *   77 EX_NOPERM       who you are, or what you may do, was refused:
  *                      credentials, sender rights, certificate trust
  *   78 EX_CONFIG       something here or in your settings must change:
- *                      CA store, clock, TLS mode or version, mechanism
+ *                      CA store, clock, TLS mode or version, mechanism,
+ *                      an OAuth2 client id
+ *   (77 also for an OAuth2 token that expired or was revoked: sign in)
  *   65 EX_DATAERR      the message itself was refused as spam
  */
 int
@@ -128,6 +158,8 @@ cli_verdict_exit_code(enum sk_verdict v)
 	case SK_VERDICT_SENDER_MISMATCH:
 	case SK_VERDICT_SENDER_UNVERIFIED:
 	case SK_VERDICT_RELAY_DENIED:
+	case SK_VERDICT_OAUTH_TOKEN_EXPIRED:
+	case SK_VERDICT_OAUTH_REVOKED:
 		return EXIT_NOPERM;
 	case SK_VERDICT_STARTTLS_UNAVAILABLE:
 	case SK_VERDICT_TLS_VERSION:
@@ -135,6 +167,7 @@ cli_verdict_exit_code(enum sk_verdict v)
 	case SK_VERDICT_CA_STORE_MISSING:
 	case SK_VERDICT_AUTH_NOT_OFFERED:
 	case SK_VERDICT_AUTH_MECH_UNSUPPORTED:
+	case SK_VERDICT_OAUTH_CLIENT_MISSING:
 		return EXIT_CONFIG;
 	case SK_VERDICT_MESSAGE_REJECTED_SPAM:
 		return EXIT_DATAERR;

@@ -22,6 +22,8 @@ usage(FILE *f)
 	    "  providers list the provider presets, show one, detect one\n"
 	    "  doctor    find out why mail cannot be sent, and the fix\n"
 	    "  setup     add an account, interactively, checked by the doctor\n"
+	    "  sendmail  a drop-in for /usr/sbin/sendmail (also as argv[0])\n"
+	    "  oauth     OAuth2 sign-in for an account: login, status, logout\n"
 	    "  version   print the version\n"
 	    "  help      this text\n"
 	    "\n"
@@ -75,8 +77,18 @@ cli_print_error(const struct sk_error *err)
 int
 main(int argc, char **argv)
 {
+	const char *name;
+
 	/* Writes to a closed connection must fail, not kill us. */
 	(void)signal(SIGPIPE, SIG_IGN);
+
+	/* Installed as sendmail, mailq or newaliases: the sendmail
+	 * interface, with that name's meaning. */
+	name = argc > 0 && strrchr(argv[0], '/') != NULL ?
+	    strrchr(argv[0], '/') + 1 : argc > 0 ? argv[0] : "";
+	if (strcmp(name, "sendmail") == 0 || strcmp(name, "mailq") == 0 ||
+	    strcmp(name, "newaliases") == 0)
+		return cmd_sendmail(argc, argv);
 
 	if (argc < 2) {
 		usage(stderr);
@@ -90,6 +102,10 @@ main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "setup") == 0)
 		return cmd_setup(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sendmail") == 0)
+		return cmd_sendmail(argc - 1, argv + 1);
+	if (strcmp(argv[1], "oauth") == 0)
+		return cmd_oauth(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 ||
 	    strcmp(argv[1], "--version") == 0) {
 		printf("smtpkit %s (%s)\n", SMTPKIT_VERSION,

@@ -389,6 +389,22 @@ json_provider(const struct sk_provider *p)
 	json_add_opt(o, "help_url", p->help_url);
 	json_add_opt(o, "note", p->note);
 	json_add_opt(o, "note_zh", p->note_zh);
+	if (p->oauth.flow != SK_OAUTH_FLOW_NONE &&
+	    (x = cJSON_AddObjectToObject(o, "oauth")) != NULL) {
+		cJSON_AddStringToObject(x, "flow",
+		    sk_oauth_flow_name(p->oauth.flow));
+		json_add_opt(x, "device_endpoint", p->oauth.device_endpoint);
+		json_add_opt(x, "auth_endpoint", p->oauth.auth_endpoint);
+		json_add_opt(x, "token_endpoint", p->oauth.token_endpoint);
+		json_add_opt(x, "scope", p->oauth.scope);
+		cJSON_AddStringToObject(x, "mech",
+		    sk_auth_mech_name(p->oauth.mech));
+		cJSON_AddBoolToObject(x, "client_secret_required",
+		    p->oauth.secret_required);
+		json_add_opt(x, "help", p->oauth.help);
+		json_add_opt(x, "help_zh", p->oauth.help_zh);
+	} else
+		cJSON_AddNullToObject(o, "oauth");
 	cJSON_AddStringToObject(o, "origin", p->origin);
 	return o;
 }
@@ -579,6 +595,15 @@ providers_show(const struct sk_providers *db, const char *id,
 	print_field("how to get it", p->credential_help, true);
 	if (o->zh)
 		print_field("获取方法", p->credential_help_zh, false);
+	if (p->oauth.flow != SK_OAUTH_FLOW_NONE) {
+		snprintf(line, sizeof(line), "%s, %s flow, scope %s; "
+		    "smtpkit oauth login", sk_auth_mech_name(p->oauth.mech),
+		    sk_oauth_flow_name(p->oauth.flow), p->oauth.scope);
+		print_field("OAuth2", line, true);
+		print_field("OAuth2 app", p->oauth.help, true);
+		if (o->zh)
+			print_field("OAuth2 应用", p->oauth.help_zh, false);
+	}
 	print_field("sender", sender_words(p->sender), true);
 	print_field("domains", join_list(p->domains, p->ndomains, buf,
 	    sizeof(buf)), true);

@@ -63,6 +63,8 @@ struct send_opts {
 	const struct sk_account *acct;	/* the account in use, NULL */
 	const struct send_ctx *ctx;
 	bool pw_from_acct;	/* the password source is the account's */
+	bool oauth;		/* the secret is the account's OAuth2 token,
+				   kept by smtpkit (cli_oauth) */
 	bool user_from_acct;
 	bool ca_from_acct;
 	enum sk_auth_mech auth;
@@ -424,7 +426,7 @@ check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 	if (sources == 1 && o->user == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "send: a password was given without --user");
-	if (sources == 0 && o->user_from_acct)
+	if (sources == 0 && o->user_from_acct && !o->oauth)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
 		    "account %s (%s) has a user but no password, "
 		    "password-file, password-env or password-cmd",
@@ -832,6 +834,9 @@ json_error(const struct sk_error *e)
 	if (e->kind == SK_ERR_TLS_VERIFY)
 		cJSON_AddNumberToObject(o, "verify_result",
 		    (double)e->verify_result);
+	if (e->oauth_error != SK_OAUTH_ERR_NONE)
+		cJSON_AddStringToObject(o, "oauth_error",
+		    sk_oauth_error_name(e->oauth_error));
 	cJSON_AddStringToObject(o, "message", e->message);
 	cJSON_AddNumberToObject(o, "exit", cli_exit_code(e));
 	return o;
@@ -966,6 +971,55 @@ print_hint(const struct send_ctx *x, const struct sk_error *e)
 		    x->preset->credential_help);
 }
 
+/*
+ * An account whose OAuth2 token smtpkit keeps (sk_oauth_account_managed):
+ * no password source from the account or the flags, and no password
+ * mechanism asked for.  Its client, the mechanism (the account's or the
+ * preset's), and the user name (the login, else the sender).
+ */
+static int
+oauth_prepare(struct send_opts *o, const struct send_ctx *x,
+    struct cli_oauth *oa, const struct sk_trace *trace, struct sk_error *err)
+{
+	if (o->acct == NULL || o->password != NULL || o->pw.file != NULL ||
+	    o->pw.env != NULL || o->pw.cmd != NULL)
+		return 0;
+	if (o->auth != SK_AUTH_NONE && !sk_auth_mech_is_token(o->auth))
+		return 0;
+	if (!sk_oauth_account_managed(o->acct, x->preset))
+		return 0;
+	o->oauth = true;
+	if (cli_oauth_init(oa, o->acct, x->preset, trace, o->timeout_s * 1000,
+	    err) == -1)
+		return -1;
+	if (o->auth == SK_AUTH_NONE)
+		o->auth = oa->client.mech;
+	if (o->user == NULL)
+		o->user = o->from;
+	return 0;
+}
+
+/* The account's access token as the secret, renewed when due. */
+static int
+oauth_secret(struct send_opts *o, struct cli_oauth *oa, const char *rejected,
+    char **secret, struct sk_error *err)
+{
+	char when[96];
+
+	if (cli_oauth_get(oa, rejected, err) == -1)
+		return -1;
+	if ((*secret = strdup(oa->token.access_token)) == NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+		    "out of memory");
+	if (o->verbose > 0) {
+		cli_oauth_expiry(oa->token.expires_at, when, sizeof(when));
+		fprintf(stderr, "%s: send: OAuth2 token of account %s%s, %s\n",
+		    cli_progname, o->acct->name, oa->refreshed ?
+		    " (refreshed)" : "", when);
+	}
+	return 0;
+}
+
 static void
 session_failed(struct send_opts *o, const struct sk_error *e)
 {
@@ -973,6 +1027,9 @@ session_failed(struct send_opts *o, const struct sk_error *e)
 
 	cli_print_error(e);
 	print_hint(o->ctx, e);
+	if (o->oauth || e->oauth_error == SK_OAUTH_ERR_NO_CLIENT)
+		cli_oauth_advise(e, o->acct, o->ctx != NULL ? o->ctx->preset :
+		    NULL);
 	if (o->json) {
 		j = cJSON_CreateObject();
 		cJSON_AddItemToObject(j, "error", json_error(e));
@@ -990,7 +1047,9 @@ cmd_send(int argc, char **argv)
 	struct sk_session *s = NULL;
 	struct sk_compose comp;
 	struct sk_error err;
-	struct cli_trace tr;
+	struct cli_trace tr, otr;
+	struct cli_oauth oa;
+	struct sk_trace otrace = { NULL, NULL };
 	struct strlist rcpts;
 	char *secret = NULL, *text = NULL, *composed = NULL;
 	size_t text_len = 0, composed_len = 0, i;
@@ -1000,6 +1059,7 @@ cmd_send(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	memset(&ctx, 0, sizeof(ctx));
 	memset(&run, 0, sizeof(run));
+	memset(&oa, 0, sizeof(oa));
 	o.ctx = &ctx;
 	memset(&rcpts, 0, sizeof(rcpts));
 	sk_error_clear(&err);
@@ -1008,7 +1068,13 @@ cmd_send(int argc, char **argv)
 		rc = rc == -2 ? EXIT_OK : rc;
 		goto out;
 	}
+	if (o.verbose > 0) {
+		cli_trace_init(&otr, o.verbose);
+		otrace.fn = cli_trace_fn;
+		otrace.arg = &otr;
+	}
 	if (resolve_target(&o, &ctx, &err) == -1 ||
+	    oauth_prepare(&o, &ctx, &oa, &otrace, &err) == -1 ||
 	    check_opts(&o, &utf8, &err) == -1)
 		goto fail;
 	for (i = 0; i < o.to.n; i++)
@@ -1075,7 +1141,10 @@ cmd_send(int argc, char **argv)
 			run.src[0].env.size = scan.wire_size;
 		}
 	}
-	if (o.user != NULL && o.password != NULL) {
+	if (o.oauth) {
+		if (oauth_secret(&o, &oa, NULL, &secret, &err) == -1)
+			goto fail;
+	} else if (o.user != NULL && o.password != NULL) {
 		if ((secret = strdup(o.password)) == NULL)
 			goto oom;
 	} else if (o.user != NULL && cli_password(&o.pw, &secret, &err) == -1)
@@ -1105,7 +1174,29 @@ cmd_send(int argc, char **argv)
 		cfg.trace.arg = &tr;
 	}
 
-	if ((s = sk_session_open(&cfg, &err)) == NULL) {
+	s = sk_session_open(&cfg, &err);
+	/*
+	 * The server refused a token that looked valid here (revoked, or
+	 * expired early): renew it once -- unless it was just renewed -- and
+	 * try once more.  Nothing was sent yet: AUTH comes first.
+	 */
+	if (s == NULL && o.oauth && !oa.refreshed &&
+	    sk_oauth_token_refused(&err)) {
+		char *old = secret;
+
+		if (o.verbose > 0)
+			fprintf(stderr, "%s: send: the server refused the "
+			    "OAuth2 token; renewing it and trying once more\n",
+			    cli_progname);
+		secret = NULL;
+		rc = oauth_secret(&o, &oa, old, &secret, &err);
+		cli_secret_free(old);
+		if (rc == -1)
+			goto fail;
+		cfg.secret = secret;
+		s = sk_session_open(&cfg, &err);
+	}
+	if (s == NULL) {
 		session_failed(&o, &err);
 		rc = cli_exit_code(&err);
 		goto out;
@@ -1148,8 +1239,217 @@ out:
 	strlist_free(&o.cc);
 	strlist_free(&o.bcc);
 	strlist_free(&o.raw);
+	cli_oauth_fini(&oa);
 	sk_config_fini(&ctx.conf);
 	if (ctx.db != NULL)
 		sk_providers_free(ctx.db);
 	return rc;
+}
+
+/*
+ * Routes for sendmail (sendmail.c): the account, preset and password rules
+ * above, for an envelope that the message and sendmail's flags decide.
+ * Only appended here so that both commands keep one set of rules.
+ */
+struct cli_route {
+	struct send_opts o;
+	struct send_ctx ctx;
+	struct cli_trace tr, otr;
+	struct sk_trace otrace;
+	struct cli_oauth oa;	/* an account whose OAuth2 token smtpkit keeps */
+	char *account;		/* the account chosen by address */
+};
+
+struct cli_route *
+cli_route_new(const struct cli_route_req *req, struct sk_error *err)
+{
+	struct cli_route *r;
+	struct sk_config conf;
+	const struct sk_account *a = NULL;
+	char where[PATH_MAX];
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "out of memory");
+		return NULL;
+	}
+	r->o.ctx = &r->ctx;
+	r->o.config = req->config;
+	r->o.verbose = req->verbose;
+	r->o.from = req->from;
+	r->o.account = req->account;
+	if (req->account == NULL) {
+		/*
+		 * sendmail has no --host: an account is a must.  By -f, else
+		 * by the From header, else the default one.  The From header
+		 * only chooses: the envelope sender stays the account's, which
+		 * is what providers accept.
+		 */
+		memset(&conf, 0, sizeof(conf));
+		if (sk_config_load(&conf, req->config, err) == -1)
+			goto fail;
+		if (req->from != NULL)
+			a = sk_config_by_from(&conf, req->from);
+		if (a == NULL && req->header_from != NULL)
+			a = sk_config_by_from(&conf, req->header_from);
+		if (a == NULL)
+			a = sk_config_default(&conf);
+		if (a != NULL && (r->account = strdup(a->name)) == NULL) {
+			sk_config_fini(&conf);
+			sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+			    "out of memory");
+			goto fail;
+		}
+		if (a == NULL) {
+			sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+			    "no account to send with: %s has %s; write one "
+			    "(or run 'smtpkit setup'), and name it in "
+			    "[smtpkit] default = NAME", req->config != NULL ?
+			    req->config : sk_config_user_path(where,
+			    sizeof(where)) == 0 ? where : "~/.config/smtpkit/config",
+			    conf.naccounts == 0 ? "no account" :
+			    "several accounts but no default");
+			sk_config_fini(&conf);
+			goto fail;
+		}
+		sk_config_fini(&conf);
+		r->o.account = r->account;
+	}
+	if (resolve_target(&r->o, &r->ctx, err) == -1)
+		goto fail;
+	if (r->o.from == NULL)
+		r->o.from = req->header_from;
+	if (r->o.from == NULL) {
+		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+		    "no sender address: account %s (%s) has no from, the "
+		    "message has no From header, and -f was not given",
+		    r->o.acct->name, r->o.acct->origin);
+		goto fail;
+	}
+	if (r->o.verbose > 0) {
+		cli_trace_init(&r->otr, r->o.verbose);
+		r->otrace.fn = cli_trace_fn;
+		r->otrace.arg = &r->otr;
+	}
+	if (oauth_prepare(&r->o, &r->ctx, &r->oa, &r->otrace, err) == -1)
+		goto fail;
+	return r;
+fail:
+	cli_route_free(r);
+	return NULL;
+}
+
+const char *
+cli_route_from(const struct cli_route *r)
+{
+	return r->o.from;
+}
+
+const char *
+cli_route_address(const struct cli_route *r)
+{
+	const struct sk_account *a = r->o.acct;
+
+	if (r->o.from != NULL && r->o.from[0] != '\0')
+		return r->o.from;
+	if (a != NULL && a->from != NULL)
+		return a->from;
+	if (a != NULL && a->user != NULL && strchr(a->user, '@') != NULL)
+		return a->user;
+	return NULL;
+}
+
+const char *
+cli_route_account(const struct cli_route *r)
+{
+	return r->o.acct != NULL ? r->o.acct->name : NULL;
+}
+
+struct sk_session *
+cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
+    bool *utf8, struct sk_error *err)
+{
+	struct send_opts *o = &r->o;
+	struct sk_session_config cfg;
+	struct sk_session *s;
+	char *secret = NULL;
+	size_t i;
+
+	for (i = 0; i < o->to.n; i++)
+		free(o->to.v[i]);
+	o->to.n = 0;
+	for (i = 0; i < n; i++)
+		if (strlist_add(&o->to, rcpts[i]) == -1)
+			goto oom;
+	if (check_opts(o, utf8, err) == -1)
+		return NULL;
+	/* Keep in step with cmd_send: the secret, then the session. */
+	if (o->oauth) {
+		if (oauth_secret(o, &r->oa, NULL, &secret, err) == -1)
+			return NULL;
+	} else if (o->user != NULL && o->password != NULL) {
+		if ((secret = strdup(o->password)) == NULL)
+			goto oom;
+	} else if (o->user != NULL && cli_password(&o->pw, &secret,
+	    err) == -1)
+		return NULL;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.host = o->host;
+	cfg.port = o->port;
+	cfg.tls_mode = o->tls_mode;
+	cfg.tls.ca_file = o->ca_file;
+	cfg.tls.min_version = o->tls_min;
+	cfg.helo_name = o->helo;
+	cfg.user = o->user;
+	cfg.secret = secret;
+	cfg.auth_mech = o->auth;
+	cfg.allow_plaintext_auth = o->allow_plaintext_auth;
+	cfg.timeout_ms = o->timeout_s * 1000;
+	if (o->verbose > 0) {
+		cli_trace_init(&r->tr, o->verbose);
+		cfg.trace.fn = cli_trace_fn;
+		cfg.trace.arg = &r->tr;
+	}
+	s = sk_session_open(&cfg, err);
+	/* A token refused although it looked valid: renew it once (cmd_send
+	 * does the same; nothing was sent before AUTH). */
+	if (s == NULL && o->oauth && !r->oa.refreshed &&
+	    sk_oauth_token_refused(err)) {
+		char *old = secret;
+
+		secret = NULL;
+		if (oauth_secret(o, &r->oa, old, &secret, err) == 0) {
+			cfg.secret = secret;
+			s = sk_session_open(&cfg, err);
+		}
+		cli_secret_free(old);
+	}
+	cli_secret_free(secret);
+	return s;
+oom:
+	sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "out of memory");
+	return NULL;
+}
+
+void
+cli_route_hint(const struct cli_route *r, const struct sk_error *e)
+{
+	if (r == NULL)
+		return;
+	print_hint(&r->ctx, e);
+	if (r->o.oauth || e->oauth_error == SK_OAUTH_ERR_NO_CLIENT)
+		cli_oauth_advise(e, r->o.acct, r->ctx.preset);
+}
+
+void
+cli_route_free(struct cli_route *r)
+{
+	if (r == NULL)
+		return;
+	strlist_free(&r->o.to);
+	cli_oauth_fini(&r->oa);
+	sk_config_fini(&r->ctx.conf);
+	if (r->ctx.db != NULL)
+		sk_providers_free(r->ctx.db);
+	free(r->account);
+	free(r);
 }

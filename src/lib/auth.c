@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <cjson/cJSON.h>
+
 #include "smtpkit/auth.h"
 #include "smtpkit/base64.h"
 
@@ -495,4 +497,52 @@ sk_auth_step(struct sk_auth *a, const char *user, const char *secret,
 unexpected:
 	return auth_fail(out, cap, len, err, SK_ERR_PROTOCOL, what,
 	    "unexpected challenge from the server");
+}
+
+/*
+ * RFC 7628 §3.2.2: the error challenge is base64 JSON whose "status" is an
+ * RFC 6750 §3.1 error code; Google's XOAUTH2 sends the same object with an
+ * HTTP status instead ("401").  Only the status matters here: whether the
+ * token itself was refused, which a refresh may cure.
+ */
+enum sk_oauth_error
+sk_auth_token_error(const char *challenge, size_t clen)
+{
+	char raw[2048], num[16];
+	const char *st = NULL;
+	enum sk_oauth_error e = SK_OAUTH_ERR_NONE;
+	cJSON *j, *s;
+	size_t n;
+
+	if (challenge == NULL)
+		return SK_OAUTH_ERR_NONE;
+	while (clen > 0 && (challenge[clen - 1] == ' ' ||
+	    challenge[clen - 1] == '\t'))
+		clen--;
+	if (clen == 0 ||
+	    sk_base64_decode(challenge, clen, raw, sizeof(raw), &n) == -1)
+		return SK_OAUTH_ERR_NONE;
+	if ((j = cJSON_ParseWithLength(raw, n)) == NULL)
+		return SK_OAUTH_ERR_NONE;
+	s = cJSON_GetObjectItemCaseSensitive(j, "status");
+	if (cJSON_IsString(s))
+		st = s->valuestring;
+	else if (cJSON_IsNumber(s)) {
+		(void)snprintf(num, sizeof(num), "%d", s->valueint);
+		st = num;
+	}
+	if (st == NULL)
+		e = SK_OAUTH_ERR_NONE;
+	else if (strcmp(st, "401") == 0 || strcmp(st, "invalid_token") == 0)
+		e = SK_OAUTH_ERR_INVALID_TOKEN;
+	else if (strcmp(st, "403") == 0 ||
+	    strcmp(st, "insufficient_scope") == 0)
+		e = SK_OAUTH_ERR_INVALID_SCOPE;
+	else if (strcmp(st, "400") == 0 || strcmp(st, "invalid_request") == 0)
+		e = SK_OAUTH_ERR_INVALID_REQUEST;
+	else
+		e = SK_OAUTH_ERR_OTHER;
+	cJSON_Delete(j);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return e;
 }

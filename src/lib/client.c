@@ -6,6 +6,7 @@
  * client_goto() is the only place the session phase changes; on_reply() is
  * the one switch that handles every reply.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,9 @@ struct msg {
 	uint64_t size;
 	bool body_8bit;
 	bool smtputf8;
+	unsigned dsn_notify;
+	enum sk_dsn_ret dsn_ret;
+	char *dsn_envid;	/* xtext-encoded, NULL: none */
 
 	bool mail_sent;
 	bool emitted;		/* every command it will get has been sent */
@@ -107,6 +111,7 @@ struct sk_client {
 	enum sk_auth_mech auth_forced;
 	enum sk_auth_mech auth_used;
 	struct sk_auth auth;
+	enum sk_oauth_error auth_token_error;	/* what a 334 said of the token */
 	bool allow_plaintext_auth;
 	unsigned pipeline_max;
 	struct sk_trace trace;
@@ -209,7 +214,95 @@ sk_tls_mode_parse(const char *s, enum sk_tls_mode *m)
 	return 0;
 }
 
+int
+sk_dsn_notify_parse(const char *s, unsigned *notify)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} words[] = {
+		{ "never", SK_DSN_NEVER }, { "success", SK_DSN_SUCCESS },
+		{ "failure", SK_DSN_FAILURE }, { "delay", SK_DSN_DELAY },
+	};
+	const char *p = s, *end;
+	unsigned bits = 0;
+	size_t i, len;
+
+	for (;;) {
+		end = strchr(p, ',');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == len &&
+			    strncasecmp(p, words[i].word, len) == 0)
+				break;
+		if (i == sizeof(words) / sizeof(words[0]))
+			return -1;
+		bits |= words[i].bit;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	/* RFC 3461 §4.1: NEVER stands alone. */
+	if ((bits & SK_DSN_NEVER) && bits != SK_DSN_NEVER)
+		return -1;
+	*notify = bits;
+	return 0;
+}
+
+int
+sk_dsn_ret_parse(const char *s, enum sk_dsn_ret *ret)
+{
+	if (strcasecmp(s, "full") == 0)
+		*ret = SK_DSN_RET_FULL;
+	else if (strcasecmp(s, "hdrs") == 0 || strcasecmp(s, "headers") == 0)
+		*ret = SK_DSN_RET_HDRS;
+	else
+		return -1;
+	return 0;
+}
+
 /* ---- small helpers ---- */
+
+/* RFC 3461 §4.4: ENVID is printable ASCII of at most 100 characters. */
+static bool
+envid_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= SK_DSN_ENVID_MAX || s[i] < 0x21 || s[i] > 0x7e)
+			return false;
+	return i > 0;
+}
+
+/* RFC 3461 §4: xtext, "+XX" for '+', '=' and what is not printable. */
+static char *
+xtext(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	char *out, *o;
+
+	if ((out = malloc(3 * strlen(s) + 1)) == NULL)
+		return NULL;
+	for (p = (const unsigned char *)s, o = out; *p != '\0'; p++) {
+		if (*p >= 0x21 && *p <= 0x7e && *p != '+' && *p != '=') {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '+';
+		*o++ = hex[*p >> 4];
+		*o++ = hex[*p & 0x0f];
+	}
+	*o = '\0';
+	return out;
+}
 
 static char *
 xstrdup(const char *s)
@@ -418,6 +511,7 @@ msg_free(struct msg *m)
 	if (m == NULL)
 		return;
 	free(m->from);
+	free(m->dsn_envid);
 	for (i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
@@ -527,6 +621,12 @@ sk_client_submit(struct sk_client *c, const struct sk_envelope *env,
 		    "a message needs at least one recipient");
 		return -1;
 	}
+	if (env->dsn_envid != NULL && !envid_ok(env->dsn_envid)) {
+		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "the DSN envelope id must be printable ASCII of at most "
+		    "%d characters (RFC 3461 §4.4)", SK_DSN_ENVID_MAX);
+		return -1;
+	}
 	if (c->nmsgs == c->msgs_cap) {
 		ncap = c->msgs_cap != 0 ? c->msgs_cap * 2 : 8;
 		if ((nm = realloc(c->msgs, ncap * sizeof(*nm))) == NULL)
@@ -552,6 +652,13 @@ sk_client_submit(struct sk_client *c, const struct sk_envelope *env,
 	m->size = env->size;
 	m->body_8bit = env->body_8bit;
 	m->smtputf8 = env->smtputf8;
+	m->dsn_notify = env->dsn_notify;
+	m->dsn_ret = env->dsn_ret;
+	if (env->dsn_envid != NULL &&
+	    (m->dsn_envid = xtext(env->dsn_envid)) == NULL) {
+		msg_free(m);
+		goto oom;
+	}
 	c->msgs[c->nmsgs++] = m;
 	pump(c);
 	return (long)(c->nmsgs - 1);
@@ -596,21 +703,79 @@ can_send(const struct sk_client *c)
 	return true;
 }
 
+static void linef(char *, size_t, size_t *, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "RCPT TO:<addr>", with NOTIFY= when asked for and offered (RFC 3461 §4.1). */
+static void
+rcpt_line(const struct sk_client *c, const struct msg *m, const char *rcpt,
+    char *line, size_t cap)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} words[] = {
+		{ SK_DSN_NEVER, "NEVER" }, { SK_DSN_SUCCESS, "SUCCESS" },
+		{ SK_DSN_FAILURE, "FAILURE" }, { SK_DSN_DELAY, "DELAY" },
+	};
+	size_t i, n = 0;
+	const char *sep = " NOTIFY=";
+
+	linef(line, cap, &n, "RCPT TO:<%s>", rcpt);
+	if (!(c->caps.flags & SK_CAP_DSN) || m->dsn_notify == 0)
+		return;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (!(m->dsn_notify & words[i].bit))
+			continue;
+		linef(line, cap, &n, "%s%s", sep, words[i].name);
+		sep = ",";
+	}
+}
+
+/* Append to a command line, never past its end (a too long line is cut
+ * and the server refuses it, rather than memory being overrun). */
+static void
+linef(char *line, size_t cap, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (*n >= cap - 1)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(line + *n, cap - *n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		*n = *n + (size_t)w < cap ? *n + (size_t)w : cap - 1;
+}
+
 static void
 emit_mail(struct sk_client *c, size_t idx, struct msg *m)
 {
 	char line[CMD_LINE_MAX];
-	int n;
+	size_t n = 0;
 
-	n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", m->from);
+	linef(line, sizeof(line), &n, "MAIL FROM:<%s>", m->from);
 	if ((c->caps.flags & SK_CAP_SIZE) && m->size > 0)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " SIZE=%llu",
+		linef(line, sizeof(line), &n, " SIZE=%llu",
 		    (unsigned long long)m->size);
 	if (m->body_8bit)
-		n += snprintf(line + n, sizeof(line) - (size_t)n,
-		    " BODY=8BITMIME");
+		linef(line, sizeof(line), &n, " BODY=8BITMIME");
 	if (m->smtputf8)
-		(void)snprintf(line + n, sizeof(line) - (size_t)n, " SMTPUTF8");
+		linef(line, sizeof(line), &n, " SMTPUTF8");
+	if (c->caps.flags & SK_CAP_DSN) {
+		/* RFC 3461 §4.3, §4.4 */
+		if (m->dsn_ret != SK_DSN_RET_NONE)
+			linef(line, sizeof(line), &n, " RET=%s",
+			    m->dsn_ret == SK_DSN_RET_HDRS ? "HDRS" : "FULL");
+		if (m->dsn_envid != NULL)
+			linef(line, sizeof(line), &n, " ENVID=%s",
+			    m->dsn_envid);
+	} else if (m->dsn_notify != 0 || m->dsn_ret != SK_DSN_RET_NONE ||
+	    m->dsn_envid != NULL) {
+		sk_trace_printf(&c->trace, SK_TRACE_INFO, "the server does "
+		    "not offer DSN: the notification request is left out");
+	}
 	command(c, CMD_MAIL, idx, 0, line, NULL);
 	m->mail_sent = true;
 	m->outstanding++;
@@ -640,8 +805,8 @@ emit_msg(struct sk_client *c, size_t idx)
 			/* unpipelined: MAIL refused, nothing more to send */
 			m->emitted = true;
 		} else if (m->next_rcpt < m->nrcpts) {
-			(void)snprintf(line, sizeof(line), "RCPT TO:<%s>",
-			    m->rcpts[m->next_rcpt]);
+			rcpt_line(c, m, m->rcpts[m->next_rcpt], line,
+			    sizeof(line));
 			command(c, CMD_RCPT, idx, m->next_rcpt, line, NULL);
 			m->next_rcpt++;
 			m->outstanding++;
@@ -944,6 +1109,11 @@ on_auth_reply(struct sk_client *c, const struct sk_reply *r)
 	size_t len;
 
 	if (r->code == 334) {
+		/* Keep what the server said of the token for the final 5xx:
+		 * the caller may refresh an expired one and try again. */
+		if (sk_auth_mech_is_token(c->auth_used) && r->len > 0)
+			c->auth_token_error = sk_auth_token_error(r->text,
+			    r->len);
 		if (sk_auth_step(&c->auth, c->user,
 		    c->secret != NULL ? c->secret : "", r->text, r->len,
 		    line, sizeof(line), &len, &e) == -1) {
@@ -962,6 +1132,7 @@ on_auth_reply(struct sk_client *c, const struct sk_reply *r)
 	}
 	sk_error_set_reply(&e, SK_STAGE_AUTH, r, "authentication (%s) failed",
 	    sk_auth_mech_name(c->auth_used));
+	e.oauth_error = c->auth_token_error;
 	fail_session(c, &e);
 }
 

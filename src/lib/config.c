@@ -51,6 +51,14 @@ enum cfg_key {
 	K_AUTH,
 	K_CA_FILE,
 	K_TIMEOUT,
+	K_OAUTH_CLIENT_ID,
+	K_OAUTH_CLIENT_SECRET,
+	K_OAUTH_CLIENT_SECRET_FILE,
+	K_OAUTH_FLOW,
+	K_OAUTH_DEVICE_ENDPOINT,
+	K_OAUTH_AUTH_ENDPOINT,
+	K_OAUTH_TOKEN_ENDPOINT,
+	K_OAUTH_SCOPE,
 	K__COUNT
 };
 
@@ -70,6 +78,14 @@ static const char *const key_names[K__COUNT] = {
 	[K_AUTH] = "auth",
 	[K_CA_FILE] = "ca-file",
 	[K_TIMEOUT] = "timeout",
+	[K_OAUTH_CLIENT_ID] = "oauth-client-id",
+	[K_OAUTH_CLIENT_SECRET] = "oauth-client-secret",
+	[K_OAUTH_CLIENT_SECRET_FILE] = "oauth-client-secret-file",
+	[K_OAUTH_FLOW] = "oauth-flow",
+	[K_OAUTH_DEVICE_ENDPOINT] = "oauth-device-endpoint",
+	[K_OAUTH_AUTH_ENDPOINT] = "oauth-auth-endpoint",
+	[K_OAUTH_TOKEN_ENDPOINT] = "oauth-token-endpoint",
+	[K_OAUTH_SCOPE] = "oauth-scope",
 };
 
 enum section {
@@ -270,6 +286,13 @@ account_free(struct sk_account *a)
 	free(a->password_cmd);
 	free(a->ca_file);
 	free(a->origin);
+	free(a->oauth_client_id);
+	free_secret(a->oauth_client_secret);
+	free(a->oauth_client_secret_file);
+	free(a->oauth_device_endpoint);
+	free(a->oauth_auth_endpoint);
+	free(a->oauth_token_endpoint);
+	free(a->oauth_scope);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -576,6 +599,42 @@ set_key(struct parser *p, enum cfg_key k, const char *value)
 			    "seconds (1-3600)", value);
 		a->timeout = (int)v;
 		return 1;
+	case K_OAUTH_CLIENT_ID:
+		if (strpbrk(value, " \t") != NULL)
+			return parse_fail(p, "oauth-client-id: a client id has "
+			    "no spaces");
+		return set_string(p, &a->oauth_client_id, value);
+	case K_OAUTH_CLIENT_SECRET:
+	case K_OAUTH_CLIENT_SECRET_FILE:
+		other = k == K_OAUTH_CLIENT_SECRET ?
+		    K_OAUTH_CLIENT_SECRET_FILE : K_OAUTH_CLIENT_SECRET;
+		if (p->seen[other] != 0)
+			return parse_fail(p, "%s: this account already has %s "
+			    "(line %d); give one", key_names[k],
+			    key_names[other], p->seen[other]);
+		if (k == K_OAUTH_CLIENT_SECRET)
+			return set_string(p, &a->oauth_client_secret, value);
+		if (!valid_path(value))
+			return parse_fail(p, "oauth-client-secret-file: give an "
+			    "absolute path or one starting with ~/");
+		return set_string(p, &a->oauth_client_secret_file, value);
+	case K_OAUTH_FLOW:
+		if (sk_oauth_flow_parse(value, &a->oauth_flow) == -1)
+			return parse_fail(p, "oauth-flow: \"%.40s\": use "
+			    "device or pkce", value);
+		return 1;
+	case K_OAUTH_DEVICE_ENDPOINT:
+	case K_OAUTH_AUTH_ENDPOINT:
+	case K_OAUTH_TOKEN_ENDPOINT:
+		if (!sk_oauth_endpoint_ok(value))
+			return parse_fail(p, "%s: \"%.60s\" is not an "
+			    "https:// URL (http:// only to 127.0.0.1, localhost "
+			    "or [::1])", key_names[k], value);
+		return set_string(p, k == K_OAUTH_DEVICE_ENDPOINT ?
+		    &a->oauth_device_endpoint : k == K_OAUTH_AUTH_ENDPOINT ?
+		    &a->oauth_auth_endpoint : &a->oauth_token_endpoint, value);
+	case K_OAUTH_SCOPE:
+		return set_string(p, &a->oauth_scope, value);
 	case K__COUNT:
 		break;
 	}
@@ -637,7 +696,7 @@ config_handler(void *user, const char *section, const char *name,
 	if (p->seen[k] != 0)
 		return parse_fail(p, "%s is set twice in [account %s] (first "
 		    "at line %d)", key_names[k], p->acct->name, p->seen[k]);
-	if (k == K_PASSWORD)
+	if (k == K_PASSWORD || k == K_OAUTH_CLIENT_SECRET)
 		p->has_password = true;
 	if (value[0] == '\0')
 		return parse_fail(p, "%s has no value", key_names[k]);
@@ -1026,6 +1085,23 @@ key_value(const struct sk_account *a, enum cfg_key k, char *num, size_t cap)
 			return NULL;
 		(void)snprintf(num, cap, "%d", a->timeout);
 		return num;
+	case K_OAUTH_CLIENT_ID:
+		return a->oauth_client_id;
+	case K_OAUTH_CLIENT_SECRET:
+		return a->oauth_client_secret;
+	case K_OAUTH_CLIENT_SECRET_FILE:
+		return a->oauth_client_secret_file;
+	case K_OAUTH_FLOW:
+		return a->oauth_flow != SK_OAUTH_FLOW_NONE ?
+		    sk_oauth_flow_name(a->oauth_flow) : NULL;
+	case K_OAUTH_DEVICE_ENDPOINT:
+		return a->oauth_device_endpoint;
+	case K_OAUTH_AUTH_ENDPOINT:
+		return a->oauth_auth_endpoint;
+	case K_OAUTH_TOKEN_ENDPOINT:
+		return a->oauth_token_endpoint;
+	case K_OAUTH_SCOPE:
+		return a->oauth_scope;
 	case K__COUNT:
 		break;
 	}
@@ -1085,7 +1161,15 @@ same_account(const struct sk_account *a, const struct sk_account *b)
 	    same_str(a->password_file, b->password_file) &&
 	    same_str(a->password_env, b->password_env) &&
 	    same_str(a->password_cmd, b->password_cmd) && a->auth == b->auth &&
-	    same_str(a->ca_file, b->ca_file) && a->timeout == b->timeout;
+	    same_str(a->ca_file, b->ca_file) && a->timeout == b->timeout &&
+	    same_str(a->oauth_client_id, b->oauth_client_id) &&
+	    same_str(a->oauth_client_secret, b->oauth_client_secret) &&
+	    same_str(a->oauth_client_secret_file,
+	    b->oauth_client_secret_file) && a->oauth_flow == b->oauth_flow &&
+	    same_str(a->oauth_device_endpoint, b->oauth_device_endpoint) &&
+	    same_str(a->oauth_auth_endpoint, b->oauth_auth_endpoint) &&
+	    same_str(a->oauth_token_endpoint, b->oauth_token_endpoint) &&
+	    same_str(a->oauth_scope, b->oauth_scope);
 }
 
 /*

@@ -344,6 +344,30 @@ local_ipv6_route(struct doctor *d, struct sk_doctor_stage_result *st)
 	return found;
 }
 
+/* The OAuth2 token's expiry and scope: never the token itself. */
+static void
+local_oauth(struct doctor *d, struct sk_doctor_stage_result *st)
+{
+	const struct sk_doctor_config *cfg = d->cfg;
+	char when[40];
+
+	if (!cfg->oauth)
+		return;
+	if (cfg->oauth_error != SK_OAUTH_ERR_NONE) {
+		ev(d, st, "OAuth2 token: none usable (%s)%s%s",
+		    sk_oauth_error_name(cfg->oauth_error),
+		    cfg->oauth_detail != NULL ? ": " : "",
+		    cfg->oauth_detail != NULL ? cfg->oauth_detail : "");
+		return;
+	}
+	if (cfg->oauth_expires_at > 0)
+		utc_text(cfg->oauth_expires_at, when, sizeof(when));
+	else
+		(void)snprintf(when, sizeof(when), "unknown");
+	ev(d, st, "OAuth2 token: expires %s; scope %s", when,
+	    cfg->oauth_scope != NULL ? cfg->oauth_scope : "unknown");
+}
+
 static void
 stage_local(struct doctor *d)
 {
@@ -364,6 +388,7 @@ stage_local(struct doctor *d)
 
 	local_proxies(d, st, proxies, sizeof(proxies));
 	d->f->ipv6_route = local_ipv6_route(d, st);
+	local_oauth(d, st);
 
 	if (!d->f->ca_store_ok || !d->f->clock_ok)
 		st->status = SK_CHECK_FAIL;
@@ -1385,10 +1410,25 @@ sess_judge_stages(struct sess *x)
 	}
 
 	st = &x->st[SK_DOCTOR_AUTH];
-	if (st->status == SK_CHECK_OK)
+	if (st->status == SK_CHECK_OK && cfg->oauth &&
+	    cfg->oauth_expires_at > 0) {
+		utc_text(cfg->oauth_expires_at, now, sizeof(now));
+		stage_detail(st, _("Logged in as %s with %s, with an OAuth2 "
+		    "token that expires %s."), cfg->user,
+		    sk_auth_mech_name(sk_client_auth_mech(x->client)), now);
+	} else if (st->status == SK_CHECK_OK)
 		stage_detail(st, _("Logged in as %s with %s."), cfg->user,
 		    sk_auth_mech_name(sk_client_auth_mech(x->client)));
-	else if (st->status == SK_CHECK_SKIP && cfg->user == NULL)
+	else if (st->status == SK_CHECK_SKIP && cfg->oauth &&
+	    cfg->oauth_error != SK_OAUTH_ERR_NONE &&
+	    (x->st[SK_DOCTOR_EHLO].status == SK_CHECK_OK ||
+	    x->st[SK_DOCTOR_EHLO].status == SK_CHECK_WARN)) {
+		/* The login that could not be tried is this stage's fault. */
+		st->status = SK_CHECK_FAIL;
+		stage_detail(st, _("No usable OAuth2 token: %s."),
+		    cfg->oauth_detail != NULL ? cfg->oauth_detail :
+		    sk_oauth_error_name(cfg->oauth_error));
+	} else if (st->status == SK_CHECK_SKIP && cfg->user == NULL)
 		stage_detail(st, _("No credentials given (--user)."));
 
 	st = &x->st[SK_DOCTOR_MAIL];

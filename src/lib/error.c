@@ -38,6 +38,26 @@ static const char *const kind_names[SK_ERR__COUNT] = {
 	[SK_ERR_REPLY] = "reply",
 	[SK_ERR_UNSUPPORTED] = "unsupported",
 	[SK_ERR_POLICY] = "policy",
+	[SK_ERR_OAUTH] = "oauth",
+};
+
+static const char *const oauth_error_names[SK_OAUTH_ERR__COUNT] = {
+	[SK_OAUTH_ERR_NONE] = "none",
+	[SK_OAUTH_ERR_AUTHORIZATION_PENDING] = "authorization_pending",
+	[SK_OAUTH_ERR_SLOW_DOWN] = "slow_down",
+	[SK_OAUTH_ERR_EXPIRED_TOKEN] = "expired_token",
+	[SK_OAUTH_ERR_ACCESS_DENIED] = "access_denied",
+	[SK_OAUTH_ERR_INVALID_GRANT] = "invalid_grant",
+	[SK_OAUTH_ERR_INVALID_CLIENT] = "invalid_client",
+	[SK_OAUTH_ERR_UNAUTHORIZED_CLIENT] = "unauthorized_client",
+	[SK_OAUTH_ERR_INVALID_SCOPE] = "invalid_scope",
+	[SK_OAUTH_ERR_INVALID_REQUEST] = "invalid_request",
+	[SK_OAUTH_ERR_UNSUPPORTED_GRANT_TYPE] = "unsupported_grant_type",
+	[SK_OAUTH_ERR_INVALID_TOKEN] = "invalid_token",
+	[SK_OAUTH_ERR_OTHER] = "other",
+	[SK_OAUTH_ERR_NO_CLIENT] = "no_client",
+	[SK_OAUTH_ERR_NO_TOKEN] = "no_token",
+	[SK_OAUTH_ERR_NO_REFRESH_TOKEN] = "no_refresh_token",
 };
 
 const char *
@@ -54,6 +74,14 @@ sk_error_kind_name(enum sk_error_kind kind)
 	if ((unsigned)kind >= SK_ERR__COUNT)
 		return "unknown";
 	return kind_names[kind];
+}
+
+const char *
+sk_oauth_error_name(enum sk_oauth_error e)
+{
+	if ((unsigned)e >= SK_OAUTH_ERR__COUNT)
+		return "unknown";
+	return oauth_error_names[e];
 }
 
 void

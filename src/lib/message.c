@@ -1273,3 +1273,22 @@ sk_message_compose(const struct sk_compose *m, size_t *len,
 		*len = b.len - 1;
 	return b.p;
 }
+
+size_t
+sk_message_id(const char *domain, char *out, size_t cap)
+{
+	char id[2 * 16 + 1];
+	int n;
+
+	if (cap > 0)
+		out[0] = '\0';
+	if (random_hex(id, 16) == -1)
+		return (size_t)-1;
+	n = snprintf(out, cap, "<%s@%s>", id, domain);
+	if (n < 0 || (size_t)n >= cap) {
+		if (cap > 0)
+			out[0] = '\0';
+		return (size_t)-1;
+	}
+	return (size_t)n;
+}

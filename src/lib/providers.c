@@ -57,6 +57,9 @@ static const char *const username_names[SK_USER__COUNT] = {
 static const char *const sender_names[SK_SENDER__COUNT] = {
 	"any", "login", "alias", "verified"
 };
+static const char *const flow_names[SK_OAUTH_FLOW__COUNT] = {
+	"none", "device", "pkce"
+};
 
 /* The doctor's verdict codes (issue 3), the ones a reply rule may name. */
 static const char *const verdict_codes[] = {
@@ -71,7 +74,8 @@ static const char *const verdict_codes[] = {
 	"AUTH_BASIC_DISABLED", "AUTH_TOO_MANY_ATTEMPTS", "SENDER_MISMATCH",
 	"SENDER_UNVERIFIED", "RECIPIENT_REJECTED", "RELAY_DENIED",
 	"RATE_LIMITED", "QUOTA_EXCEEDED", "MESSAGE_REJECTED_SPAM",
-	"SERVER_TEMPORARY", "SERVER_PERMANENT", "PROTOCOL_ERROR"
+	"SERVER_TEMPORARY", "SERVER_PERMANENT", "PROTOCOL_ERROR",
+	"OAUTH_TOKEN_EXPIRED", "OAUTH_REVOKED", "OAUTH_CLIENT_MISSING"
 };
 
 const char *
@@ -90,6 +94,12 @@ const char *
 sk_sender_rule_name(enum sk_sender_rule r)
 {
 	return (unsigned)r < SK_SENDER__COUNT ? sender_names[r] : "unknown";
+}
+
+const char *
+sk_oauth_flow_name(enum sk_oauth_flow f)
+{
+	return (unsigned)f < SK_OAUTH_FLOW__COUNT ? flow_names[f] : "unknown";
 }
 
 /* ---- ASCII helpers: the data is UTF-8, ids and hosts ASCII ---- */
@@ -239,6 +249,79 @@ prov_host_ok(const char *s)
 	return true;
 }
 
+int
+sk_oauth_flow_parse(const char *s, enum sk_oauth_flow *f)
+{
+	size_t i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 1; i < SK_OAUTH_FLOW__COUNT; i++)
+		if (prov_casecmp(s, flow_names[i]) == 0) {
+			if (f != NULL)
+				*f = (enum sk_oauth_flow)i;
+			return 0;
+		}
+	return -1;
+}
+
+/*
+ * RFC 3986 §3: scheme "://" authority, the authority ending at the first
+ * '/', '?' or '#'.  Plain HTTP would hand tokens to anyone on the path, so
+ * it is taken only for this machine (RFC 8252 §7.3 redirects, and tests).
+ */
+bool
+sk_oauth_endpoint_ok(const char *url)
+{
+	const char *a, *end, *host, *hend, *p;
+	bool https;
+	size_t hl;
+
+	if (url == NULL)
+		return false;
+	for (p = url; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\')
+			return false;
+	if (prov_caseeq_n(url, "https://", 8)) {
+		https = true;
+		a = url + 8;
+	} else if (prov_caseeq_n(url, "http://", 7)) {
+		https = false;
+		a = url + 7;
+	} else
+		return false;
+	end = a + strcspn(a, "/?#");
+	/* "user@host" could hide where the request really goes */
+	if (memchr(a, '@', (size_t)(end - a)) != NULL || end == a)
+		return false;
+	if (*a == '[') {
+		if ((hend = memchr(a, ']', (size_t)(end - a))) == NULL)
+			return false;
+		host = a + 1;
+		hl = (size_t)(hend - host);
+		p = hend + 1;
+	} else {
+		host = a;
+		hend = memchr(a, ':', (size_t)(end - a));
+		hl = hend != NULL ? (size_t)(hend - a) : (size_t)(end - a);
+		p = a + hl;
+	}
+	if (hl == 0)
+		return false;
+	if (p < end) {
+		if (*p != ':' || p + 1 == end)
+			return false;
+		for (p++; p < end; p++)
+			if (*p < '0' || *p > '9')
+				return false;
+	}
+	if (https)
+		return true;
+	return (hl == 9 && memcmp(host, "127.0.0.1", 9) == 0) ||
+	    (hl == 9 && prov_caseeq_n(host, "localhost", 9)) ||
+	    (hl == 3 && memcmp(host, "::1", 3) == 0);
+}
+
 /* ---- growable arrays ---- */
 
 static int
@@ -312,6 +395,13 @@ provider_free(struct sk_provider *p)
 	}
 	free(p->regions);
 	free(p->origin);
+	free(p->oauth.device_endpoint);
+	free(p->oauth.auth_endpoint);
+	free(p->oauth.token_endpoint);
+	free(p->oauth.scope);
+	free(p->oauth.auth_params);
+	free(p->oauth.help);
+	free(p->oauth.help_zh);
 	free(p);
 }
 
@@ -347,7 +437,11 @@ enum {
 	SEEN_USERNAME = 1 << 2,
 	SEEN_SENDER = 1 << 3,
 	SEEN_CODE = 1 << 4,
-	SEEN_AUTH = 1 << 5
+	SEEN_AUTH = 1 << 5,
+	SEEN_OAUTH_FLOW = 1 << 6,
+	SEEN_OAUTH_MECH = 1 << 7,
+	SEEN_OAUTH_SECRET = 1 << 8,
+	SEEN_OAUTH = 1 << 9	/* any oauth-* key */
 };
 
 struct prov_parse {
@@ -874,6 +968,100 @@ prov_key_enum(struct prov_parse *c, unsigned bit, const char *const *names,
 }
 
 static int
+prov_set_endpoint(struct prov_parse *c, char **field)
+{
+	if (!sk_oauth_endpoint_ok(c->val))
+		return prov_fail(c, c->key_line, "%s: \"%.80s\" is not an "
+		    "https:// URL (http:// only to 127.0.0.1, localhost or "
+		    "[::1])", c->key, c->val);
+	return prov_set_text(c, field);
+}
+
+/* "oauth_flow = device", "oauth_token_endpoint = https://...": issue 4. */
+static int
+prov_key_oauth(struct prov_parse *c, struct sk_provider_oauth *o)
+{
+	const char *k = c->key + 6;
+	enum sk_auth_mech m;
+
+	c->seen |= SEEN_OAUTH;
+	if (strcmp(k, "flow") == 0) {
+		if (c->seen & SEEN_OAUTH_FLOW)
+			return prov_fail(c, c->key_line, "%s given twice",
+			    c->key);
+		c->seen |= SEEN_OAUTH_FLOW;
+		if (sk_oauth_flow_parse(c->val, &o->flow) == -1)
+			return prov_fail(c, c->key_line, "%s: unknown value "
+			    "\"%.40s\" (device, pkce)", c->key, c->val);
+		return 1;
+	}
+	if (strcmp(k, "device_endpoint") == 0)
+		return prov_set_endpoint(c, &o->device_endpoint);
+	if (strcmp(k, "auth_endpoint") == 0)
+		return prov_set_endpoint(c, &o->auth_endpoint);
+	if (strcmp(k, "token_endpoint") == 0)
+		return prov_set_endpoint(c, &o->token_endpoint);
+	if (strcmp(k, "scope") == 0)
+		return prov_set_text(c, &o->scope);
+	if (strcmp(k, "auth_params") == 0) {
+		if (strpbrk(c->val, " \t#") != NULL || c->val[0] == '&' ||
+		    c->val[0] == '?')
+			return prov_fail(c, c->key_line, "%s: give "
+			    "\"name=value&name=value\", URL-encoded", c->key);
+		return prov_set_text(c, &o->auth_params);
+	}
+	if (strcmp(k, "mech") == 0) {
+		if (c->seen & SEEN_OAUTH_MECH)
+			return prov_fail(c, c->key_line, "%s given twice",
+			    c->key);
+		c->seen |= SEEN_OAUTH_MECH;
+		m = sk_auth_mech_parse(c->val);
+		if (!sk_auth_mech_is_token(m))
+			return prov_fail(c, c->key_line, "%s: \"%.40s\": use "
+			    "XOAUTH2 or OAUTHBEARER", c->key, c->val);
+		o->mech = m;
+		return 1;
+	}
+	if (strcmp(k, "client_secret_required") == 0) {
+		if (c->seen & SEEN_OAUTH_SECRET)
+			return prov_fail(c, c->key_line, "%s given twice",
+			    c->key);
+		c->seen |= SEEN_OAUTH_SECRET;
+		if (prov_casecmp(c->val, "yes") == 0)
+			o->secret_required = true;
+		else if (prov_casecmp(c->val, "no") == 0)
+			o->secret_required = false;
+		else
+			return prov_fail(c, c->key_line, "%s: use yes or no",
+			    c->key);
+		return 1;
+	}
+	if (strcmp(k, "help") == 0)
+		return prov_set_text(c, &o->help);
+	if (strcmp(k, "help_zh") == 0)
+		return prov_set_text(c, &o->help_zh);
+	return prov_fail(c, c->key_line, "unknown key \"%s\" in a [provider] "
+	    "section", c->key);
+}
+
+/* A preset's OAuth2 data hangs together: the flow and what it needs. */
+static const char *
+prov_oauth_missing(const struct sk_provider_oauth *o)
+{
+	if (o->flow == SK_OAUTH_FLOW_NONE)
+		return "oauth-flow (device or pkce)";
+	if (o->token_endpoint == NULL)
+		return "oauth-token-endpoint";
+	if (o->scope == NULL)
+		return "oauth-scope";
+	if (o->flow == SK_OAUTH_FLOW_DEVICE && o->device_endpoint == NULL)
+		return "oauth-device-endpoint (for oauth-flow = device)";
+	if (o->flow == SK_OAUTH_FLOW_PKCE && o->auth_endpoint == NULL)
+		return "oauth-auth-endpoint (for oauth-flow = pkce)";
+	return NULL;
+}
+
+static int
 prov_key_provider(struct prov_parse *c, struct sk_provider *p)
 {
 	const char *k = c->key, *s, *w;
@@ -971,6 +1159,8 @@ prov_key_provider(struct prov_parse *c, struct sk_provider *p)
 		return prov_key_region_names(c, p, false);
 	if (strcmp(k, "region_mx") == 0)
 		return prov_key_region_names(c, p, true);
+	if (strncmp(k, "oauth_", 6) == 0)
+		return prov_key_oauth(c, &p->oauth);
 	return prov_fail(c, c->key_line, "unknown key \"%s\" in a [provider] "
 	    "section", k);
 }
@@ -1102,6 +1292,7 @@ prov_end_section(struct prov_parse *c)
 	struct sk_providers *st = &c->stage;
 	struct sk_provider *p = c->p;
 	struct sk_reply_rule *r = c->r;
+	const char *missing;
 
 	c->p = NULL;
 	c->r = NULL;
@@ -1117,6 +1308,16 @@ prov_end_section(struct prov_parse *c)
 			provider_free(p);
 			return 0;
 		}
+		if ((c->seen & SEEN_OAUTH) &&
+		    (missing = prov_oauth_missing(&p->oauth)) != NULL) {
+			prov_fail(c, c->sec_line, "[provider %s]: OAuth2 data "
+			    "without %s", p->id, missing);
+			provider_free(p);
+			return 0;
+		}
+		if (p->oauth.flow != SK_OAUTH_FLOW_NONE &&
+		    p->oauth.mech == SK_AUTH_NONE)
+			p->oauth.mech = SK_AUTH_XOAUTH2;
 		if (p->recommended == 0)
 			p->recommended = p->ports[0].port;
 		else if (!prov_has_port(p, p->recommended)) {

@@ -38,6 +38,16 @@
  *    allow_plaintext_auth): TLS_MODE_MISMATCH when the server offers
  *    STARTTLS, STARTTLS_UNAVAILABLE when it does not; AUTH_NOT_OFFERED
  *    when the plaintext EHLO has no AUTH.
+ *  - OAuth2 accounts (cfg->oauth): the token is judged where the login
+ *    is, after the network.  Without a usable token (cfg->oauth_error)
+ *    the session ran without AUTH, and what it then saw (OK, or a refusal
+ *    at AUTH, MAIL, RCPT or DATA: "log in first") becomes
+ *    OAUTH_CLIENT_MISSING (no client id), OAUTH_REVOKED (invalid_grant)
+ *    or OAUTH_TOKEN_EXPIRED (none stored, no refresh token, or the
+ *    refresh failed).  With a token, a login refused as a bad token (an
+ *    error challenge with status 401, or what would be AUTH_CREDENTIALS
+ *    or AUTH_BASIC_DISABLED for a password) is OAUTH_TOKEN_EXPIRED; a
+ *    known reply of another kind (SMTP AUTH off for the tenant) stays.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,6 +107,9 @@ static const char *const verdict_names[SK_VERDICT__COUNT] = {
 	[SK_VERDICT_SERVER_TEMPORARY] = "SERVER_TEMPORARY",
 	[SK_VERDICT_SERVER_PERMANENT] = "SERVER_PERMANENT",
 	[SK_VERDICT_PROTOCOL_ERROR] = "PROTOCOL_ERROR",
+	[SK_VERDICT_OAUTH_TOKEN_EXPIRED] = "OAUTH_TOKEN_EXPIRED",
+	[SK_VERDICT_OAUTH_REVOKED] = "OAUTH_REVOKED",
+	[SK_VERDICT_OAUTH_CLIENT_MISSING] = "OAUTH_CLIENT_MISSING",
 };
 
 static const char *const check_names[] = {
@@ -1380,6 +1393,94 @@ text_ipv6(struct judge *j, const struct about *a)
 	    "with only IPv4 addresses."));
 }
 
+static const char *
+account_name(const struct judge *j)
+{
+	return j->cfg->account != NULL ? j->cfg->account : "NAME";
+}
+
+static void
+fix_oauth_login(struct judge *j)
+{
+	if (j->cfg->oauth_error == SK_OAUTH_ERR_NO_TOKEN)
+		fix(j, _("Sign in: smtpkit oauth login --account %s"),
+		    account_name(j));
+	else
+		fix(j, _("Sign in again: smtpkit oauth login --account %s"),
+		    account_name(j));
+}
+
+static void
+text_oauth(struct judge *j, const struct about *a)
+{
+	const struct sk_doctor_config *cfg = j->cfg;
+	const struct sk_provider *p = cfg->provider;
+	const char *help;
+
+	switch (a->v) {
+	case SK_VERDICT_OAUTH_CLIENT_MISSING:
+		say(j, _("This account signs in with OAuth2, but no app is "
+		    "configured for it: smtpkit needs the client id of an app "
+		    "registered with the provider."));
+		if (p != NULL && p->oauth.flow != SK_OAUTH_FLOW_NONE &&
+		    (help = ptext(j, p->oauth.help, p->oauth.help_zh)) !=
+		    NULL)
+			fix(j, "%s", help);
+		else
+			fix(j, _("Register an app with the provider and set "
+			    "oauth-flow (device or pkce), the endpoints "
+			    "(oauth-device-endpoint or oauth-auth-endpoint, "
+			    "and oauth-token-endpoint) and oauth-scope in the "
+			    "account."));
+		fix(j, _("Put its client id in the account (oauth-client-id "
+		    "= ...), then sign in: smtpkit oauth login --account %s"),
+		    account_name(j));
+		break;
+	case SK_VERDICT_OAUTH_REVOKED:
+		say(j, _("The provider refused the stored refresh token: it "
+		    "was revoked (a password change, or the app's access "
+		    "removed) or has expired, so no new access token can be "
+		    "had."));
+		if (cfg->oauth_detail != NULL && cfg->oauth_detail[0] != '\0')
+			say(j, _("Details: %s."), cfg->oauth_detail);
+		fix_oauth_login(j);
+		break;
+	case SK_VERDICT_OAUTH_TOKEN_EXPIRED:
+	default:
+		if (cfg->oauth_error == SK_OAUTH_ERR_NO_TOKEN)
+			say(j, _("No OAuth2 token is stored for this account: "
+			    "nobody has signed in with it yet (or smtpkit "
+			    "oauth logout removed it)."));
+		else if (cfg->oauth_error == SK_OAUTH_ERR_NO_REFRESH_TOKEN)
+			say(j, _("The OAuth2 access token has expired, and "
+			    "the provider gave no refresh token to renew "
+			    "it."));
+		else if (cfg->oauth_error != SK_OAUTH_ERR_NONE) {
+			say(j, _("The OAuth2 access token has expired and "
+			    "could not be renewed."));
+			if (cfg->oauth_detail != NULL &&
+			    cfg->oauth_detail[0] != '\0')
+				say(j, _("Details: %s."), cfg->oauth_detail);
+			fix(j, _("Check that this machine reaches the "
+			    "provider's token endpoint (HTTPS), then try "
+			    "again."));
+		} else {
+			say(j, _("The server refused the OAuth2 access token, "
+			    "even after a refresh: it has expired or been "
+			    "revoked, or it is not valid for sending mail as "
+			    "this user."));
+			say_reply(j, a->err);
+		}
+		fix_oauth_login(j);
+		if (cfg->oauth_error == SK_OAUTH_ERR_NONE)
+			fix(j, _("Check that the app may send mail (Microsoft: "
+			    "the SMTP.Send permission; Google: the scope "
+			    "https://mail.google.com/) and that the user name "
+			    "is the mailbox that signed in."));
+		break;
+	}
+}
+
 static void
 text_for(struct judge *j, const struct about *a)
 {
@@ -1455,6 +1556,11 @@ text_for(struct judge *j, const struct about *a)
 	case SK_VERDICT_RECIPIENT_REJECTED:
 	case SK_VERDICT_RELAY_DENIED:
 		text_envelope(j, a);
+		break;
+	case SK_VERDICT_OAUTH_TOKEN_EXPIRED:
+	case SK_VERDICT_OAUTH_REVOKED:
+	case SK_VERDICT_OAUTH_CLIENT_MISSING:
+		text_oauth(j, a);
 		break;
 	default:
 		text_server(j, a);
@@ -1828,6 +1934,49 @@ judge_probes_only(struct judge *j, struct about *a)
 		decide(j, a, SK_VERDICT_PROTOCOL_ERROR, NULL, NULL);
 }
 
+/* The verdict for an OAuth2 account's token; see the top of the file. */
+static void
+judge_oauth(struct judge *j, struct about *a)
+{
+	const struct sk_doctor_config *cfg = j->cfg;
+	const struct sk_error *e = a->err;
+	bool login_level;
+
+	if (!cfg->oauth)
+		return;
+	if (cfg->oauth_error != SK_OAUTH_ERR_NONE) {
+		login_level = a->v == SK_VERDICT_OK ||
+		    a->v == SK_VERDICT_IPV6_BROKEN ||
+		    (e != NULL && (e->stage == SK_STAGE_AUTH ||
+		    e->stage == SK_STAGE_MAIL || e->stage == SK_STAGE_RCPT ||
+		    e->stage == SK_STAGE_DATA));
+		if (!login_level)
+			return;
+		switch (cfg->oauth_error) {
+		case SK_OAUTH_ERR_NO_CLIENT:
+			a->v = SK_VERDICT_OAUTH_CLIENT_MISSING;
+			break;
+		case SK_OAUTH_ERR_INVALID_GRANT:
+			a->v = SK_VERDICT_OAUTH_REVOKED;
+			break;
+		default:
+			a->v = SK_VERDICT_OAUTH_TOKEN_EXPIRED;
+			break;
+		}
+		a->rule = NULL;
+		return;
+	}
+	if (e != NULL && e->stage == SK_STAGE_AUTH &&
+	    e->kind == SK_ERR_REPLY &&
+	    (e->oauth_error == SK_OAUTH_ERR_INVALID_TOKEN ||
+	    a->v == SK_VERDICT_AUTH_CREDENTIALS ||
+	    a->v == SK_VERDICT_AUTH_BASIC_DISABLED ||
+	    a->v == SK_VERDICT_AUTH_APP_PASSWORD_REQUIRED)) {
+		a->v = SK_VERDICT_OAUTH_TOKEN_EXPIRED;
+		a->rule = NULL;
+	}
+}
+
 int
 sk_doctor_judge(const struct sk_doctor_config *cfg,
     struct sk_doctor_report *r)
@@ -1895,6 +2044,7 @@ sk_doctor_judge(const struct sk_doctor_config *cfg,
 		decide(&j, &a, SK_VERDICT_OK, NULL,
 		    f->main.ran ? &f->main : NULL);
 	}
+	judge_oauth(&j, &a);
 
 	r->verdict = a.v;
 	r->rule = a.rule;
@@ -1908,7 +2058,11 @@ sk_doctor_judge(const struct sk_doctor_config *cfg,
 		/* nothing was fully asked: say what was found */
 		suggest(&j, &f->main);
 
-	if (a.v != SK_VERDICT_OK && a.v != SK_VERDICT_IPV6_BROKEN)
+	/* Another port cannot cure a token. */
+	if (a.v != SK_VERDICT_OK && a.v != SK_VERDICT_IPV6_BROKEN &&
+	    a.v != SK_VERDICT_OAUTH_TOKEN_EXPIRED &&
+	    a.v != SK_VERDICT_OAUTH_REVOKED &&
+	    a.v != SK_VERDICT_OAUTH_CLIENT_MISSING)
 		fix_suggestion(&j, a.port);
 	text_for(&j, &a);
 	if (suggestable && a.v != SK_VERDICT_OK)

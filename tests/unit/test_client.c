@@ -761,6 +761,138 @@ test_body_pauses_when_output_full(void **state)
 	teardown_f(f);
 }
 
+/* RFC 3461: RET and ENVID on MAIL, NOTIFY on every RCPT, ENVID as xtext. */
+static void
+test_dsn_parameters_when_offered(void **state)
+{
+	static const char *const rcpts[] = { "a@example.org",
+		"b@example.org" };
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_envelope env;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250-PIPELINING\r\n250-SIZE\r\n"
+	    "250 DSN\r\n");
+	memset(&env, 0, sizeof(env));
+	env.from = "me@example.com";
+	env.rcpts = rcpts;
+	env.nrcpts = 2;
+	env.size = 42;
+	env.dsn_notify = SK_DSN_SUCCESS | SK_DSN_FAILURE | SK_DSN_DELAY;
+	env.dsn_ret = SK_DSN_RET_HDRS;
+	env.dsn_envid = "q1+a=b";
+	assert_int_equal(sk_client_submit(f->c, &env, NULL), 0);
+	expect_sent(f, "MAIL FROM:<me@example.com> SIZE=42 RET=HDRS "
+	    "ENVID=q1+2Ba+3Db\r\n"
+	    "RCPT TO:<a@example.org> NOTIFY=SUCCESS,FAILURE,DELAY\r\n"
+	    "RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE,DELAY\r\n"
+	    "DATA\r\n");
+	teardown_f(f);
+}
+
+static void
+test_dsn_never_and_full(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_envelope env;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250-PIPELINING\r\n250 DSN\r\n");
+	memset(&env, 0, sizeof(env));
+	env.from = "";
+	env.rcpts = one_rcpt;
+	env.nrcpts = 1;
+	env.dsn_notify = SK_DSN_NEVER;
+	env.dsn_ret = SK_DSN_RET_FULL;
+	assert_int_equal(sk_client_submit(f->c, &env, NULL), 0);
+	expect_sent(f, "MAIL FROM:<> RET=FULL\r\n"
+	    "RCPT TO:<bob@example.org> NOTIFY=NEVER\r\nDATA\r\n");
+	teardown_f(f);
+}
+
+/* Without DSN on offer the message still goes, without the parameters. */
+static void
+test_dsn_left_out_when_not_offered(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_envelope env;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	memset(&env, 0, sizeof(env));
+	env.from = "me@example.com";
+	env.rcpts = one_rcpt;
+	env.nrcpts = 1;
+	env.dsn_notify = SK_DSN_FAILURE;
+	env.dsn_ret = SK_DSN_RET_HDRS;
+	env.dsn_envid = "abc";
+	assert_int_equal(sk_client_submit(f->c, &env, NULL), 0);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n"
+	    "RCPT TO:<bob@example.org>\r\nDATA\r\n");
+	assert_non_null(strstr(f->trace, "does not offer DSN"));
+	teardown_f(f);
+}
+
+static void
+test_dsn_envid_checked(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_envelope env;
+	struct sk_error err;
+	char longid[SK_DSN_ENVID_MAX + 2];
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 DSN\r\n");
+	memset(&env, 0, sizeof(env));
+	env.from = "me@example.com";
+	env.rcpts = one_rcpt;
+	env.nrcpts = 1;
+	env.dsn_envid = "has space";
+	assert_int_equal(sk_client_submit(f->c, &env, &err), -1);
+	assert_int_equal(err.kind, SK_ERR_USAGE);
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	env.dsn_envid = longid;
+	assert_int_equal(sk_client_submit(f->c, &env, &err), -1);
+	longid[SK_DSN_ENVID_MAX] = '\0';
+	assert_int_equal(sk_client_submit(f->c, &env, &err), 0);
+	/* without PIPELINING, MAIL goes out alone */
+	expect_sent(f, "MAIL FROM:<me@example.com> ENVID=xxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxx\r\n");
+	teardown_f(f);
+}
+
+static void
+test_dsn_words_parsed(void **state)
+{
+	unsigned n;
+	enum sk_dsn_ret r;
+
+	(void)state;
+	assert_int_equal(sk_dsn_notify_parse("never", &n), 0);
+	assert_int_equal(n, SK_DSN_NEVER);
+	assert_int_equal(sk_dsn_notify_parse("Success, FAILURE,delay", &n), 0);
+	assert_int_equal(n, SK_DSN_SUCCESS | SK_DSN_FAILURE | SK_DSN_DELAY);
+	assert_int_equal(sk_dsn_notify_parse("failure", &n), 0);
+	assert_int_equal(n, SK_DSN_FAILURE);
+	assert_int_equal(sk_dsn_notify_parse("never,success", &n), -1);
+	assert_int_equal(sk_dsn_notify_parse("sometimes", &n), -1);
+	assert_int_equal(sk_dsn_notify_parse("", &n), -1);
+	assert_int_equal(sk_dsn_notify_parse("failure,", &n), -1);
+	assert_int_equal(sk_dsn_ret_parse("hdrs", &r), 0);
+	assert_int_equal(r, SK_DSN_RET_HDRS);
+	assert_int_equal(sk_dsn_ret_parse("HEADERS", &r), 0);
+	assert_int_equal(r, SK_DSN_RET_HDRS);
+	assert_int_equal(sk_dsn_ret_parse("Full", &r), 0);
+	assert_int_equal(r, SK_DSN_RET_FULL);
+	assert_int_equal(sk_dsn_ret_parse("body", &r), -1);
+}
+
 int
 main(void)
 {
@@ -789,6 +921,11 @@ main(void)
 		cmocka_unit_test(test_unsolicited_reply),
 		cmocka_unit_test(test_replies_split_at_every_byte),
 		cmocka_unit_test(test_body_pauses_when_output_full),
+		cmocka_unit_test(test_dsn_parameters_when_offered),
+		cmocka_unit_test(test_dsn_never_and_full),
+		cmocka_unit_test(test_dsn_left_out_when_not_offered),
+		cmocka_unit_test(test_dsn_envid_checked),
+		cmocka_unit_test(test_dsn_words_parsed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

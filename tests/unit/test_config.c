@@ -890,6 +890,174 @@ test_expand_path(void **state)
 	assert_int_equal(sk_config_expand_path("~/x/y", buf, 4), -1);
 }
 
+/*
+ * OAuth2 keys (issue 4)
+ */
+
+static void
+test_oauth_keys(void **state)
+{
+	static const char text[] =
+	    "[account outlook]\n"
+	    "provider = outlook\n"
+	    "user = me@outlook.com\n"
+	    "auth = XOAUTH2\n"
+	    "oauth-client-id = 9e5f94bc-e8a4-4e73-b8be-63364c29d753\n"
+	    "oauth-flow = device\n"
+	    "oauth-device-endpoint = http://127.0.0.1:4321/devicecode\n"
+	    "oauth-token-endpoint = http://[::1]:4321/token\n"
+	    "oauth-scope = https://outlook.office.com/SMTP.Send offline_access\n"
+	    "[account gmail]\n"
+	    "provider = gmail\n"
+	    "auth = OAUTHBEARER\n"
+	    "oauth-client-id = 123-abc.apps.googleusercontent.com\n"
+	    "oauth-client-secret-file = ~/.secrets/google\n"
+	    "oauth-flow = pkce\n"
+	    "oauth-auth-endpoint = https://accounts.example/auth?hd=x\n";
+	struct sk_config cfg;
+	struct sk_error err;
+	const struct sk_account *a;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(parse(&cfg, text, &err), 0);
+	a = sk_config_find(&cfg, "outlook");
+	assert_non_null(a);
+	assert_int_equal(a->auth, SK_AUTH_XOAUTH2);
+	assert_string_equal(a->oauth_client_id,
+	    "9e5f94bc-e8a4-4e73-b8be-63364c29d753");
+	assert_int_equal(a->oauth_flow, SK_OAUTH_FLOW_DEVICE);
+	assert_string_equal(a->oauth_device_endpoint,
+	    "http://127.0.0.1:4321/devicecode");
+	assert_string_equal(a->oauth_token_endpoint, "http://[::1]:4321/token");
+	assert_string_equal(a->oauth_scope,
+	    "https://outlook.office.com/SMTP.Send offline_access");
+	assert_null(a->oauth_client_secret);
+	assert_null(a->password);
+	a = sk_config_find(&cfg, "gmail");
+	assert_non_null(a);
+	assert_int_equal(a->auth, SK_AUTH_OAUTHBEARER);
+	assert_int_equal(a->oauth_flow, SK_OAUTH_FLOW_PKCE);
+	assert_string_equal(a->oauth_client_secret_file, "~/.secrets/google");
+	assert_string_equal(a->oauth_auth_endpoint,
+	    "https://accounts.example/auth?hd=x");
+	sk_config_fini(&cfg);
+}
+
+static void
+test_oauth_key_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *message;
+	} cases[] = {
+		{ "[account a]\noauth-token-endpoint = http://example.com/t\n",
+		    "t:2: oauth-token-endpoint: \"http://example.com/t\" is not "
+		    "an https:// URL (http:// only to 127.0.0.1, localhost or "
+		    "[::1])" },
+		{ "[account a]\noauth-device-endpoint = "
+		    "http://127.0.0.1:80@evil.example/\n",
+		    "t:2: oauth-device-endpoint: \"http://127.0.0.1:80@evil."
+		    "example/\" is not an https:// URL (http:// only to "
+		    "127.0.0.1, localhost or [::1])" },
+		{ "[account a]\noauth-auth-endpoint = ftp://x/\n",
+		    "t:2: oauth-auth-endpoint: \"ftp://x/\" is not an https:// "
+		    "URL (http:// only to 127.0.0.1, localhost or [::1])" },
+		{ "[account a]\noauth-flow = implicit\n",
+		    "t:2: oauth-flow: \"implicit\": use device or pkce" },
+		{ "[account a]\noauth-client-id = a b\n",
+		    "t:2: oauth-client-id: a client id has no spaces" },
+		{ "[account a]\noauth-client-secret = s3cr3t\n"
+		    "oauth-client-secret-file = /x\n",
+		    "t:3: oauth-client-secret-file: this account already has "
+		    "oauth-client-secret (line 2); give one" },
+		{ "[account a]\noauth-client-secret-file = relative\n",
+		    "t:2: oauth-client-secret-file: give an absolute path or "
+		    "one starting with ~/" },
+		{ "[account a]\noauth-scope = a\noauth-scope = b\n",
+		    "t:3: oauth-scope is set twice in [account a] (first at "
+		    "line 2)" },
+	};
+	struct sk_config cfg;
+	struct sk_error err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&cfg, 0, sizeof(cfg));
+		assert_int_equal(parse(&cfg, cases[i].text, &err), -1);
+		assert_int_equal(err.kind, SK_ERR_CONFIG);
+		assert_string_equal(err.message, cases[i].message);
+		/* a client secret is never echoed */
+		assert_null(strstr(err.message, "s3cr3t"));
+		sk_config_fini(&cfg);
+	}
+}
+
+/* An inline client secret is a password: the file must be private. */
+static void
+test_oauth_client_secret_private(void **state)
+{
+	struct fixture *f = *state;
+	struct sk_config cfg;
+	struct sk_error err;
+	char path[PATH_MAX];
+
+	path_in(f, "config", path, sizeof(path));
+	write_file(path, "[account g]\nprovider = gmail\n"
+	    "oauth-client-id = x.apps.googleusercontent.com\n"
+	    "oauth-client-secret = GOCSPX-s3cr3t\n", 0644);
+	assert_int_equal(sk_config_load(&cfg, path, &err), -1);
+	assert_int_equal(err.kind, SK_ERR_CONFIG);
+	assert_non_null(strstr(err.message, "chmod 600"));
+	assert_null(strstr(err.message, "s3cr3t"));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(sk_config_load(&cfg, path, &err), 0);
+	assert_string_equal(cfg.accounts[0].oauth_client_secret,
+	    "GOCSPX-s3cr3t");
+	sk_config_fini(&cfg);
+}
+
+static void
+test_oauth_write_reads_back(void **state)
+{
+	struct fixture *f = *state;
+	struct sk_account a;
+	struct sk_config cfg;
+	struct sk_error err;
+	const struct sk_account *b;
+	char path[PATH_MAX];
+
+	path_in(f, "config", path, sizeof(path));
+	memset(&a, 0, sizeof(a));
+	a.name = "o365";
+	a.provider = "office365";
+	a.user = "me@corp.example";
+	a.auth = SK_AUTH_XOAUTH2;
+	a.oauth_client_id = "11111111-2222-3333-4444-555555555555";
+	a.oauth_flow = SK_OAUTH_FLOW_DEVICE;
+	a.oauth_device_endpoint = "https://login.microsoftonline.com/"
+	    "contoso.onmicrosoft.com/oauth2/v2.0/devicecode";
+	a.oauth_token_endpoint = "https://login.microsoftonline.com/"
+	    "contoso.onmicrosoft.com/oauth2/v2.0/token";
+	a.oauth_scope = "https://outlook.office.com/SMTP.Send offline_access";
+	a.oauth_client_secret_file = "~/.secrets/o365";
+	assert_int_equal(sk_config_write_account(path, &a, &err), 0);
+	assert_non_null(strstr(read_file(path), "oauth-client-id = "
+	    "11111111-2222-3333-4444-555555555555\n"));
+	assert_int_equal(sk_config_load(&cfg, path, &err), 0);
+	b = sk_config_find(&cfg, "o365");
+	assert_non_null(b);
+	assert_string_equal(b->oauth_client_id, a.oauth_client_id);
+	assert_int_equal(b->oauth_flow, SK_OAUTH_FLOW_DEVICE);
+	assert_string_equal(b->oauth_device_endpoint, a.oauth_device_endpoint);
+	assert_string_equal(b->oauth_token_endpoint, a.oauth_token_endpoint);
+	assert_string_equal(b->oauth_scope, a.oauth_scope);
+	assert_string_equal(b->oauth_client_secret_file,
+	    a.oauth_client_secret_file);
+	sk_config_fini(&cfg);
+}
+
 int
 main(void)
 {
@@ -920,6 +1088,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_expand_path, setup,
 		    teardown),
+		cmocka_unit_test(test_oauth_keys),
+		cmocka_unit_test(test_oauth_key_errors),
+		cmocka_unit_test_setup_teardown(
+		    test_oauth_client_secret_private, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oauth_write_reads_back,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

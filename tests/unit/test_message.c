@@ -1530,6 +1530,28 @@ test_date(void **state)
 	tzset();
 }
 
+static void
+test_message_id(void **state)
+{
+	char a[128], b[128], small[20];
+	size_t n;
+
+	(void)state;
+	n = sk_message_id("example.org", a, sizeof(a));
+	assert_int_equal(n, strlen(a));
+	assert_int_equal(n, 1 + 32 + 1 + strlen("example.org") + 1);
+	assert_true(a[0] == '<' && a[n - 1] == '>');
+	assert_int_equal(strspn(a + 1, "0123456789abcdef"), 32);
+	assert_non_null(strstr(a, "@example.org>"));
+	assert_int_not_equal(sk_message_id("[192.0.2.1]", b, sizeof(b)),
+	    (size_t)-1);
+	assert_non_null(strstr(b, "@[192.0.2.1]>"));
+	assert_int_not_equal(strncmp(a, b, 33), 0);
+	assert_int_equal(sk_message_id("example.org", small, sizeof(small)),
+	    (size_t)-1);
+	assert_string_equal(small, "");
+}
+
 int
 main(void)
 {
@@ -1554,6 +1576,7 @@ main(void)
 		cmocka_unit_test(test_rfc2047_plain),
 		cmocka_unit_test(test_rfc2047_round_trip),
 		cmocka_unit_test(test_date),
+		cmocka_unit_test(test_message_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1270,6 +1270,105 @@ test_suggestion_quotes_for_the_shell(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
+/* ---- OAuth2 accounts (issue 4) ---- */
+
+/* No client id: the session ran without a login and got through. */
+static void
+test_oauth_client_missing(void **state)
+{
+	struct fx *f = *state;
+
+	basic(f);
+	f->cfg.oauth = true;
+	f->cfg.oauth_error = SK_OAUTH_ERR_NO_CLIENT;
+	f->cfg.account = "work";
+	assert_verdict(f, OAUTH_CLIENT_MISSING);
+	assert_true(fix_has(f, "oauth-client-id"));
+	assert_true(fix_has(f, "smtpkit oauth login --account work"));
+	assert_false(f->r.suggested.valid && fix_has(f, "--port"));
+}
+
+/* Revoked: the MAIL that followed without a login was refused. */
+static void
+test_oauth_revoked(void **state)
+{
+	struct fx *f = *state;
+	struct sk_doctor_session *s = basic(f);
+
+	reply_with(s, SK_STAGE_MAIL, 530, "5.7.0", "Authentication required");
+	f->cfg.oauth = true;
+	f->cfg.oauth_error = SK_OAUTH_ERR_INVALID_GRANT;
+	f->cfg.oauth_detail = "invalid_grant: AADSTS70000";
+	f->cfg.account = "work";
+	assert_verdict(f, OAUTH_REVOKED);
+	assert_non_null(strstr(f->r.summary, "AADSTS70000"));
+	assert_true(fix_has(f, "Sign in again: smtpkit oauth login "
+	    "--account work"));
+}
+
+static void
+test_oauth_no_token(void **state)
+{
+	struct fx *f = *state;
+
+	basic(f);
+	f->cfg.oauth = true;
+	f->cfg.oauth_error = SK_OAUTH_ERR_NO_TOKEN;
+	assert_verdict(f, OAUTH_TOKEN_EXPIRED);
+	assert_non_null(strstr(f->r.summary, "No OAuth2 token"));
+	assert_true(fix_has(f, "Sign in: smtpkit oauth login"));
+}
+
+/* The server refused the token (XOAUTH2 status 401, then 535). */
+static void
+test_oauth_token_refused(void **state)
+{
+	struct fx *f = *state;
+	struct sk_doctor_session *s = basic(f);
+
+	reply_with(s, SK_STAGE_AUTH, 535, "5.7.8",
+	    "Username and Password not accepted");
+	s->err.oauth_error = SK_OAUTH_ERR_INVALID_TOKEN;
+	f->cfg.user = "me@testmail.example";
+	f->cfg.oauth = true;
+	f->cfg.oauth_expires_at = (int64_t)time(NULL) + 3000;
+	assert_verdict(f, OAUTH_TOKEN_EXPIRED);
+	assert_null(f->r.rule);
+	assert_true(fix_has(f, "SMTP.Send"));
+	/* the same refusal for a password is a credentials problem */
+	f->cfg.oauth = false;
+	assert_verdict(f, AUTH_CREDENTIALS);
+}
+
+/* A network failure comes before the token. */
+static void
+test_oauth_network_first(void **state)
+{
+	struct fx *f = *state;
+
+	target(f, 587, true, SK_TLS_MODE_STARTTLS);
+	add_port(f, 587, AF_INET, SK_PORT_REFUSED, SK_PMODE_UNKNOWN, NULL,
+	    false);
+	f->cfg.oauth = true;
+	f->cfg.oauth_error = SK_OAUTH_ERR_NO_TOKEN;
+	assert_verdict(f, TCP_REFUSED);
+}
+
+/* A known reply that is not about the token keeps its verdict. */
+static void
+test_oauth_known_reply_stays(void **state)
+{
+	struct fx *f = *state;
+	struct sk_doctor_session *s = basic(f);
+
+	f->cfg.provider = sk_providers_find(db, "testmail", NULL);
+	reply_with(s, SK_STAGE_AUTH, 535, NULL,
+	    "SMTP is disabled for this account");
+	f->cfg.user = "me@testmail.example";
+	f->cfg.oauth = true;
+	assert_verdict(f, AUTH_SERVICE_DISABLED);
+}
+
 int
 main(void)
 {
@@ -1340,6 +1439,12 @@ main(void)
 		T(test_server_permanent),
 		T(test_judge_is_repeatable),
 		T(test_suggestion_quotes_for_the_shell),
+		T(test_oauth_client_missing),
+		T(test_oauth_revoked),
+		T(test_oauth_no_token),
+		T(test_oauth_token_refused),
+		T(test_oauth_network_first),
+		T(test_oauth_known_reply_stays),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
