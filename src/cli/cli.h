@@ -59,6 +59,16 @@ struct cli_trace {
 void cli_trace_init(struct cli_trace *t, int level);
 sk_trace_fn cli_trace_fn;
 
+/*
+ * "smtpkit: CMD: <what>" and where to read the options, on stderr;
+ * returns EXIT_USAGE.
+ */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A whole decimal number within [min, max]; -1 for anything else. */
+int cli_parse_number(const char *s, long min, long max, long *out);
+
 /* "smtpkit: <message>" on stderr. */
 void cli_print_error(const struct sk_error *err);
 

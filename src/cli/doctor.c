@@ -961,37 +961,6 @@ doctor_usage(FILE *f)
 	    "keeps the preset's knowledge but connects where told.\n"), f);
 }
 
-static int doctor_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int
-doctor_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: doctor: ", cli_progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fprintf(stderr, _("Run 'smtpkit doctor --help' for the options.\n"));
-	return EXIT_USAGE;
-}
-
-static int
-parse_number(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* "auto" or a mode; for doctor and setup alike. */
 int
 cli_tls_arg(const char *s, enum sk_tls_mode *mode, bool *tls_auto)
@@ -1026,14 +995,14 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 			o->host = optarg;
 			break;
 		case OPT_PORT:
-			if (parse_number(optarg, 1, 65535, &v) == -1)
-				return doctor_usage_error(_("--port %s: not a "
+			if (cli_parse_number(optarg, 1, 65535, &v) == -1)
+				return cli_usage_error("doctor", _("--port %s: not a "
 				    "port number (1-65535)"), optarg);
 			o->port = (unsigned)v;
 			break;
 		case OPT_TLS:
 			if (cli_tls_arg(optarg, &o->tls, &o->tls_auto) == -1)
-				return doctor_usage_error(_("--tls %s: use "
+				return cli_usage_error("doctor", _("--tls %s: use "
 				    "auto, implicit, starttls or none"), optarg);
 			o->tls_given = true;
 			break;
@@ -1052,7 +1021,7 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 		case OPT_AUTH:
 			if ((o->auth = sk_auth_mech_parse(optarg)) ==
 			    SK_AUTH_NONE)
-				return doctor_usage_error(_("--auth %s: use "
+				return cli_usage_error("doctor", _("--auth %s: use "
 				    "PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or "
 				    "OAUTHBEARER"), optarg);
 			break;
@@ -1066,8 +1035,8 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 			o->send = true;
 			break;
 		case OPT_TIMEOUT:
-			if (parse_number(optarg, 1, 3600, &v) == -1)
-				return doctor_usage_error(_("--timeout %s: "
+			if (cli_parse_number(optarg, 1, 3600, &v) == -1)
+				return cli_usage_error("doctor", _("--timeout %s: "
 				    "give seconds (1-3600)"), optarg);
 			o->timeout_s = (int)v;
 			break;
@@ -1086,7 +1055,7 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 		case OPT_LANG:
 			if (strcmp(optarg, "en") != 0 &&
 			    strcmp(optarg, "zh") != 0)
-				return doctor_usage_error(_("--lang %s: use en "
+				return cli_usage_error("doctor", _("--lang %s: use en "
 				    "or zh"), optarg);
 			o->lang = optarg;
 			break;
@@ -1101,26 +1070,26 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 			return -2;
 		default:
 			if (optopt != 0 && optopt < 256)
-				return doctor_usage_error(_("unknown option "
+				return cli_usage_error("doctor", _("unknown option "
 				    "-%c"), optopt);
-			return doctor_usage_error(_("unknown or incomplete "
+			return cli_usage_error("doctor", _("unknown or incomplete "
 			    "option %s"), argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return doctor_usage_error(_("unexpected argument %s"),
+		return cli_usage_error("doctor", _("unexpected argument %s"),
 		    argv[optind]);
 	if (o->account != NULL && (o->provider != NULL || o->host != NULL))
-		return doctor_usage_error(_("--account names the server "
+		return cli_usage_error("doctor", _("--account names the server "
 		    "already: give --account, or --provider and/or --host"));
 	if ((o->pw.file != NULL) + (o->pw.env != NULL) + (o->pw.cmd != NULL) > 1)
-		return doctor_usage_error(_("give one of --password-file, "
+		return cli_usage_error("doctor", _("give one of --password-file, "
 		    "--password-env, --password-cmd"));
 	if (o->send && o->to == NULL)
-		return doctor_usage_error(_("--send needs --to (and --from): "
+		return cli_usage_error("doctor", _("--send needs --to (and --from): "
 		    "the test message goes there"));
 	if (o->insecure && o->ca_file != NULL)
-		return doctor_usage_error(_("--insecure does not check the "
+		return cli_usage_error("doctor", _("--insecure does not check the "
 		    "certificate, so --ca-file would not be used: give one"));
 	return 0;
 }

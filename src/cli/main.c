@@ -1,6 +1,9 @@
 /* smtpkit command line: dispatch and what every subcommand shares. */
+#include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -8,6 +11,7 @@
 #include "smtpkit/clock.h"
 #include "smtpkit/smtpkit.h"
 #include "cli.h"
+#include "i18n.h"
 
 const char *cli_progname = "smtpkit";
 
@@ -62,6 +66,34 @@ cli_trace_fn(void *arg, enum sk_trace_kind kind, const char *text, size_t len)
 	}
 	fprintf(stderr, "[%4lld.%03lld] %s %.*s\n", ms / 1000, ms % 1000, mark,
 	    (int)len, text);
+}
+
+int
+cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: %s: ", cli_progname, cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fprintf(stderr, _("Run 'smtpkit %s --help' for the options.\n"), cmd);
+	return EXIT_USAGE;
+}
+
+int
+cli_parse_number(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 void

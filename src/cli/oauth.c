@@ -235,22 +235,6 @@ oauth_usage(FILE *f)
 	    "live in $XDG_STATE_HOME/smtpkit/tokens (~/.local/state/smtpkit/tokens).\n");
 }
 
-static int oauth_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int
-oauth_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: oauth: ", cli_progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nRun 'smtpkit oauth --help' for the options.\n");
-	return EXIT_USAGE;
-}
-
 static int
 parse_opts(int argc, char **argv, struct oauth_opts *o)
 {
@@ -279,7 +263,7 @@ parse_opts(int argc, char **argv, struct oauth_opts *o)
 			v = strtol(optarg, &end, 10);
 			if (errno != 0 || end == optarg || *end != '\0' ||
 			    v < 1 || v > 3600)
-				return oauth_usage_error("--timeout %s: give "
+				return cli_usage_error("oauth", "--timeout %s: give "
 				    "seconds (1-3600)", optarg);
 			o->timeout_s = (int)v;
 			break;
@@ -291,14 +275,14 @@ parse_opts(int argc, char **argv, struct oauth_opts *o)
 			return -2;
 		default:
 			if (optopt != 0 && optopt < 256)
-				return oauth_usage_error("unknown option -%c",
+				return cli_usage_error("oauth", "unknown option -%c",
 				    optopt);
-			return oauth_usage_error("unknown or incomplete "
+			return cli_usage_error("oauth", "unknown or incomplete "
 			    "option %s", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return oauth_usage_error("unexpected argument %s",
+		return cli_usage_error("oauth", "unexpected argument %s",
 		    argv[optind]);
 	return 0;
 }
@@ -678,7 +662,7 @@ cmd_oauth(int argc, char **argv)
 	o.cmd = argv[1];
 	if (strcmp(o.cmd, "login") != 0 && strcmp(o.cmd, "status") != 0 &&
 	    strcmp(o.cmd, "logout") != 0)
-		return oauth_usage_error("unknown subcommand '%s' (login, "
+		return cli_usage_error("oauth", "unknown subcommand '%s' (login, "
 		    "status or logout)", o.cmd);
 	if ((rc = parse_opts(argc - 1, argv + 1, &o)) != 0)
 		return rc == -2 ? EXIT_OK : rc;

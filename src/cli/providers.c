@@ -62,22 +62,6 @@ providers_usage(FILE *f)
 	    "smtpkit-providers'.\n");
 }
 
-static int usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: providers: ", cli_progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nRun 'smtpkit providers --help' for the usage.\n");
-	return EXIT_USAGE;
-}
-
 /* ---- words for people ---- */
 
 static const char *
@@ -550,11 +534,11 @@ providers_show(const struct sk_providers *db, const char *id,
 			snprintf(buf, sizeof(buf), "%.*s", (int)(colon - id),
 			    id);
 			if (sk_providers_find(db, buf, NULL) != NULL)
-				return usage_error("%s: no region \"%s\" "
+				return cli_usage_error("providers", "%s: no region \"%s\" "
 				    "(see 'smtpkit providers show %s')", buf,
 				    colon + 1, buf);
 		}
-		return usage_error("no preset \"%s\" (run 'smtpkit providers' "
+		return cli_usage_error("providers", "no preset \"%s\" (run 'smtpkit providers' "
 		    "for the list)", id);
 	}
 
@@ -741,7 +725,7 @@ providers_detect(const struct sk_providers *db, const char *addr,
 	int rc;
 
 	if (!detect_domain(addr, domain, sizeof(domain)))
-		return usage_error("detect: \"%s\" has no domain to look at",
+		return cli_usage_error("providers", "detect: \"%s\" has no domain to look at",
 		    addr);
 
 	/* A provider's own domain: no DNS at all. */
@@ -829,7 +813,7 @@ cmd_providers(int argc, char **argv)
 
 	lang = cli_lang_arg(argc, argv);
 	if (lang != NULL && strcmp(lang, "en") != 0 && strcmp(lang, "zh") != 0)
-		return usage_error("--lang %s: use en or zh", lang);
+		return cli_usage_error("providers", "--lang %s: use en or zh", lang);
 	o.zh = strcmp(cli_i18n_init(lang), "zh") == 0;
 
 	optind = 1;
@@ -847,7 +831,7 @@ cmd_providers(int argc, char **argv)
 			v = strtol(optarg, &end, 10);
 			if (errno != 0 || end == optarg || *end != '\0' ||
 			    v < 1 || v > 300)
-				return usage_error("--timeout %s: give seconds "
+				return cli_usage_error("providers", "--timeout %s: give seconds "
 				    "from 1 to 300", optarg);
 			o.timeout_s = (int)v;
 			break;
@@ -855,7 +839,7 @@ cmd_providers(int argc, char **argv)
 			providers_usage(stdout);
 			return EXIT_OK;
 		default:
-			return usage_error("unknown or incomplete option %s",
+			return cli_usage_error("providers", "unknown or incomplete option %s",
 			    argv[optind - 1]);
 		}
 	}
@@ -863,16 +847,16 @@ cmd_providers(int argc, char **argv)
 	if (optind < argc)
 		arg = argv[optind++];
 	if (optind < argc)
-		return usage_error("unexpected argument %s", argv[optind]);
+		return cli_usage_error("providers", "unexpected argument %s", argv[optind]);
 
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 &&
 	    strcmp(sub, "detect") != 0)
-		return usage_error("unknown subcommand %s (list, show or "
+		return cli_usage_error("providers", "unknown subcommand %s (list, show or "
 		    "detect)", sub);
 	if (sub[0] == 'l' && arg != NULL)
-		return usage_error("list takes no argument");
+		return cli_usage_error("providers", "list takes no argument");
 	if (sub[0] != 'l' && arg == NULL)
-		return usage_error("%s: give %s", sub,
+		return cli_usage_error("providers", "%s: give %s", sub,
 		    sub[0] == 's' ? "a preset id" : "an address");
 
 	if ((db = cli_providers_load(&err)) == NULL) {

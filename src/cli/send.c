@@ -160,22 +160,6 @@ send_usage(FILE *f)
 	    "else 587 (465 with --tls implicit).\n");
 }
 
-static int usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: send: ", cli_progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nRun 'smtpkit send --help' for the options.\n");
-	return EXIT_USAGE;
-}
-
 static int
 strlist_add(struct strlist *l, const char *s)
 {
@@ -230,20 +214,6 @@ strlist_free(struct strlist *l)
 }
 
 static int
-parse_number(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
 parse_opts(int argc, char **argv, struct send_opts *o)
 {
 	long v;
@@ -265,20 +235,20 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 			o->host = optarg;
 			break;
 		case OPT_PORT:
-			if (parse_number(optarg, 1, 65535, &v) == -1)
-				return usage_error("--port %s: not a port "
+			if (cli_parse_number(optarg, 1, 65535, &v) == -1)
+				return cli_usage_error("send", "--port %s: not a port "
 				    "number (1-65535)", optarg);
 			o->port = (unsigned)v;
 			break;
 		case OPT_TLS:
 			if (sk_tls_mode_parse(optarg, &o->tls_mode) == -1)
-				return usage_error("--tls %s: use implicit, "
+				return cli_usage_error("send", "--tls %s: use implicit, "
 				    "starttls or none", optarg);
 			o->tls_given = o->tls_known = true;
 			break;
 		case OPT_TLS_MIN:
 			if (sk_tls_version_parse(optarg, &o->tls_min) == -1)
-				return usage_error("--tls-min %s: use 1.0, "
+				return cli_usage_error("send", "--tls-min %s: use 1.0, "
 				    "1.1, 1.2 or 1.3", optarg);
 			break;
 		case OPT_USER:
@@ -296,7 +266,7 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 		case OPT_AUTH:
 			if ((o->auth = sk_auth_mech_parse(optarg)) ==
 			    SK_AUTH_NONE)
-				return usage_error("--auth %s: use PLAIN, "
+				return cli_usage_error("send", "--auth %s: use PLAIN, "
 				    "LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER",
 				    optarg);
 			break;
@@ -330,8 +300,8 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 				return EXIT_OSERR;
 			break;
 		case OPT_TIMEOUT:
-			if (parse_number(optarg, 1, 3600, &v) == -1)
-				return usage_error("--timeout %s: give seconds "
+			if (cli_parse_number(optarg, 1, 3600, &v) == -1)
+				return cli_usage_error("send", "--timeout %s: give seconds "
 				    "(1-3600)", optarg);
 			o->timeout_s = (int)v;
 			break;
@@ -352,16 +322,16 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 			return -2;
 		default:
 			if (optopt != 0 && optopt < 256)
-				return usage_error("unknown option -%c",
+				return cli_usage_error("send", "unknown option -%c",
 				    optopt);
-			return usage_error("unknown or incomplete option %s",
+			return cli_usage_error("send", "unknown or incomplete option %s",
 			    argv[optind - 1]);
 		}
 	}
 	/* Extra arguments are more raw messages: --raw a.eml b.eml c.eml */
 	for (i = optind; i < argc; i++) {
 		if (o->raw.n == 0)
-			return usage_error("unexpected argument %s (raw "
+			return cli_usage_error("send", "unexpected argument %s (raw "
 			    "message files follow --raw)", argv[i]);
 		if (strlist_add(&o->raw, argv[i]) == -1)
 			return EXIT_OSERR;

@@ -125,37 +125,6 @@ setup_usage(FILE *f)
 	    "are read from standard input, one line each.\n"), f);
 }
 
-static int setup_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int
-setup_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: setup: ", cli_progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fprintf(stderr, _("Run 'smtpkit setup --help' for the options.\n"));
-	return EXIT_USAGE;
-}
-
-static int
-parse_number(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static bool
 valid_name(const char *s)
 {
@@ -196,7 +165,7 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 		switch (c) {
 		case OPT_ACCOUNT:
 			if (!valid_name(optarg))
-				return setup_usage_error(_("--account %s: use "
+				return cli_usage_error("setup", _("--account %s: use "
 				    "letters, digits, '.', '-' and '_' (at most "
 				    "63)"), optarg);
 			o->account = optarg;
@@ -208,27 +177,27 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 			o->host = optarg;
 			break;
 		case OPT_PORT:
-			if (parse_number(optarg, 1, 65535, &v) == -1)
-				return setup_usage_error(_("--port %s: not a "
+			if (cli_parse_number(optarg, 1, 65535, &v) == -1)
+				return cli_usage_error("setup", _("--port %s: not a "
 				    "port number (1-65535)"), optarg);
 			o->port = (unsigned)v;
 			break;
 		case OPT_TLS:
 			if (cli_tls_arg(optarg, &o->tls, &o->tls_auto) == -1)
-				return setup_usage_error(_("--tls %s: use "
+				return cli_usage_error("setup", _("--tls %s: use "
 				    "auto, implicit, starttls or none"), optarg);
 			o->tls_given = true;
 			break;
 		case OPT_AUTH:
 			if ((o->auth = sk_auth_mech_parse(optarg)) ==
 			    SK_AUTH_NONE)
-				return setup_usage_error(_("--auth %s: use "
+				return cli_usage_error("setup", _("--auth %s: use "
 				    "PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or "
 				    "OAUTHBEARER"), optarg);
 			break;
 		case OPT_TIMEOUT:
-			if (parse_number(optarg, 1, 3600, &v) == -1)
-				return setup_usage_error(_("--timeout %s: "
+			if (cli_parse_number(optarg, 1, 3600, &v) == -1)
+				return cli_usage_error("setup", _("--timeout %s: "
 				    "give seconds (1-3600)"), optarg);
 			o->timeout_s = (int)v;
 			break;
@@ -244,7 +213,7 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 		case OPT_LANG:
 			if (strcmp(optarg, "en") != 0 &&
 			    strcmp(optarg, "zh") != 0)
-				return setup_usage_error(_("--lang %s: use en "
+				return cli_usage_error("setup", _("--lang %s: use en "
 				    "or zh"), optarg);
 			break;
 		case 'v':
@@ -255,18 +224,18 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 			return -2;
 		default:
 			if (optopt != 0 && optopt < 256)
-				return setup_usage_error(_("unknown option "
+				return cli_usage_error("setup", _("unknown option "
 				    "-%c"), optopt);
-			return setup_usage_error(_("unknown or incomplete "
+			return cli_usage_error("setup", _("unknown or incomplete "
 			    "option %s"), argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return setup_usage_error(_("unexpected argument %s (the "
+		return cli_usage_error("setup", _("unexpected argument %s (the "
 		    "secret is asked for, never taken from the command line)"),
 		    argv[optind]);
 	if (o->insecure && o->ca_file != NULL)
-		return setup_usage_error(_("--insecure does not check the "
+		return cli_usage_error("setup", _("--insecure does not check the "
 		    "certificate, so --ca-file would not be used: give one"));
 	return 0;
 }
@@ -599,7 +568,7 @@ ask_server(struct wizard *w)
 	while (w->port == 0) {
 		if (ask(w, _("Port"), "587", buf, sizeof(buf)) == -1)
 			return -1;
-		if (parse_number(buf, 1, 65535, &v) == 0)
+		if (cli_parse_number(buf, 1, 65535, &v) == 0)
 			w->port = (unsigned)v;
 		else
 			printf(_("A port is a number from 1 to 65535.\n"));
@@ -1163,7 +1132,7 @@ cmd_setup(int argc, char **argv)
 	if (o.config != NULL) {
 		if (snprintf(w.path, sizeof(w.path), "%s", o.config) >=
 		    (int)sizeof(w.path))
-			return setup_usage_error(_("--config: the path is too "
+			return cli_usage_error("setup", _("--config: the path is too "
 			    "long"));
 	} else if (sk_config_user_path(w.path, sizeof(w.path)) == -1) {
 		fprintf(stderr, _("%s: setup: no home directory to keep the "
@@ -1187,7 +1156,7 @@ cmd_setup(int argc, char **argv)
 	if (o.provider != NULL && (w.p = sk_providers_find(w.db, o.provider,
 	    &w.region)) == NULL) {
 		sk_providers_free(w.db);
-		return setup_usage_error(_("unknown provider '%s' ('smtpkit "
+		return cli_usage_error("setup", _("unknown provider '%s' ('smtpkit "
 		    "providers' lists them)"), o.provider);
 	}
 
