@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -665,6 +666,73 @@ loopback_host(const char *h)
 }
 
 /*
+ * libcurl is loaded the first time an OAuth2 request is made, not at
+ * start-up: it brings some thirty libraries (LDAP, Kerberos, GnuTLS,
+ * RTMP...) whose loading every plain send and sendmail call would pay for.
+ */
+static struct {
+	bool tried;
+	void *handle;
+	__typeof__(&curl_easy_init) easy_init;
+	__typeof__(&curl_easy_setopt) easy_setopt;
+	__typeof__(&curl_easy_perform) easy_perform;
+	__typeof__(&curl_easy_getinfo) easy_getinfo;
+	__typeof__(&curl_easy_cleanup) easy_cleanup;
+	__typeof__(&curl_easy_strerror) easy_strerror;
+	__typeof__(&curl_slist_append) slist_append;
+	__typeof__(&curl_slist_free_all) slist_free_all;
+	__typeof__(&curl_url) url;
+	__typeof__(&curl_url_set) url_set;
+	__typeof__(&curl_url_get) url_get;
+	__typeof__(&curl_url_cleanup) url_cleanup;
+	__typeof__(&curl_free) free;
+} lc;
+
+static bool
+curl_sym(const char *name, void *fp, size_t size)
+{
+	void *p = dlsym(lc.handle, name);
+
+	if (p == NULL)
+		return false;
+	/* POSIX guarantees a data pointer can hold a function's address. */
+	memcpy(fp, &p, size);
+	return true;
+}
+
+static int
+curl_load(struct sk_error *err)
+{
+#define SYM(field, name) curl_sym(name, &lc.field, sizeof(lc.field))
+	if (!lc.tried) {
+		lc.tried = true;
+		lc.handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+		if (lc.handle != NULL && !(SYM(easy_init, "curl_easy_init") &&
+		    SYM(easy_setopt, "curl_easy_setopt") &&
+		    SYM(easy_perform, "curl_easy_perform") &&
+		    SYM(easy_getinfo, "curl_easy_getinfo") &&
+		    SYM(easy_cleanup, "curl_easy_cleanup") &&
+		    SYM(easy_strerror, "curl_easy_strerror") &&
+		    SYM(slist_append, "curl_slist_append") &&
+		    SYM(slist_free_all, "curl_slist_free_all") &&
+		    SYM(url, "curl_url") && SYM(url_set, "curl_url_set") &&
+		    SYM(url_get, "curl_url_get") &&
+		    SYM(url_cleanup, "curl_url_cleanup") &&
+		    SYM(free, "curl_free"))) {
+			(void)dlclose(lc.handle);
+			lc.handle = NULL;
+		}
+	}
+#undef SYM
+	if (lc.handle == NULL)
+		return oauth_fail(err, SK_ERR_CONFIG, SK_OAUTH_ERR_NONE,
+		    "OAuth2 needs libcurl 7.85 or later (libcurl.so.4), which "
+		    "could not be loaded; install it (apt-get install "
+		    "libcurl4)");
+	return 0;
+}
+
+/*
  * Check url the way curl will read it, not only as text: https, or http
  * to this machine.  *loopback set.
  */
@@ -680,12 +748,14 @@ http_check_url(const char *url, bool *loopback, struct sk_error *err)
 		return oauth_fail(err, SK_ERR_CONFIG, SK_OAUTH_ERR_NONE,
 		    "%.200s is not an https:// URL (http:// is taken only for "
 		    "127.0.0.1, localhost or [::1])", url != NULL ? url : "");
-	if ((u = curl_url()) == NULL)
+	if (curl_load(err) == -1)
+		return -1;
+	if ((u = lc.url()) == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+	if (lc.url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    lc.url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    lc.url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 		rc = oauth_fail(err, SK_ERR_CONFIG, SK_OAUTH_ERR_NONE,
 		    "%.200s is not a URL curl can use", url);
 	else {
@@ -696,9 +766,9 @@ http_check_url(const char *url, bool *loopback, struct sk_error *err)
 			    "%.200s is not an https:// URL (http:// is taken "
 			    "only for 127.0.0.1, localhost or [::1])", url);
 	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
+	lc.free(scheme);
+	lc.free(host);
+	lc.url_cleanup(u);
 	return rc;
 }
 
@@ -708,7 +778,7 @@ http_error(CURLcode rc, const char *url, const char *ebuf,
     const struct http_resp *r, int timeout_ms, struct sk_error *err)
 {
 	enum sk_error_kind kind;
-	const char *why = ebuf[0] != '\0' ? ebuf : curl_easy_strerror(rc);
+	const char *why = ebuf[0] != '\0' ? ebuf : lc.easy_strerror(rc);
 
 	switch (rc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
@@ -781,47 +851,47 @@ http_post(const struct sk_oauth_client *c, const char *url, const char *form,
 	memset(r, 0, sizeof(*r));
 	if (http_check_url(url, &loopback, err) == -1)
 		return -1;
-	if ((cu = curl_easy_init()) == NULL)
+	if ((cu = lc.easy_init()) == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "cannot start libcurl");
-	h = curl_slist_append(hdrs, "Accept: application/json");
+	h = lc.slist_append(hdrs, "Accept: application/json");
 	if (h == NULL) {
-		curl_easy_cleanup(cu);
+		lc.easy_cleanup(cu);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
 	}
 	hdrs = h;
 	ebuf[0] = '\0';
 	sk_trace_printf(&c->trace, SK_TRACE_INFO, "POST %s (%s)", url, what);
-	(void)curl_easy_setopt(cu, CURLOPT_URL, url);
+	(void)lc.easy_setopt(cu, CURLOPT_URL, url);
 	/* Belt and braces with http_check_url: never another protocol, and
 	 * never a redirect (a token request is not to be replayed). */
-	(void)curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "https,http");
-	(void)curl_easy_setopt(cu, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	(void)curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
-	(void)curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)timeout);
-	(void)curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
-	(void)curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
-	(void)curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
-	(void)curl_easy_setopt(cu, CURLOPT_MAXFILESIZE_LARGE,
+	(void)lc.easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "https,http");
+	(void)lc.easy_setopt(cu, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	(void)lc.easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+	(void)lc.easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	(void)lc.easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)timeout);
+	(void)lc.easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
+	(void)lc.easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
+	(void)lc.easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
+	(void)lc.easy_setopt(cu, CURLOPT_MAXFILESIZE_LARGE,
 	    (curl_off_t)SK_OAUTH_HTTP_BODY_MAX);
 	/* A proxy of the environment is for the world, not this machine. */
 	if (loopback)
-		(void)curl_easy_setopt(cu, CURLOPT_NOPROXY, "*");
-	(void)curl_easy_setopt(cu, CURLOPT_USERAGENT,
+		(void)lc.easy_setopt(cu, CURLOPT_NOPROXY, "*");
+	(void)lc.easy_setopt(cu, CURLOPT_USERAGENT,
 	    "smtpkit/" SMTPKIT_VERSION);
-	(void)curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
-	(void)curl_easy_setopt(cu, CURLOPT_POSTFIELDS, form);
-	(void)curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
-	(void)curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, http_write);
-	(void)curl_easy_setopt(cu, CURLOPT_WRITEDATA, r);
-	(void)curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, ebuf);
-	rc = curl_easy_perform(cu);
+	(void)lc.easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
+	(void)lc.easy_setopt(cu, CURLOPT_POSTFIELDS, form);
+	(void)lc.easy_setopt(cu, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+	(void)lc.easy_setopt(cu, CURLOPT_WRITEFUNCTION, http_write);
+	(void)lc.easy_setopt(cu, CURLOPT_WRITEDATA, r);
+	(void)lc.easy_setopt(cu, CURLOPT_ERRORBUFFER, ebuf);
+	rc = lc.easy_perform(cu);
 	if (rc == CURLE_OK)
-		(void)curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_cleanup(cu);
-	curl_slist_free_all(hdrs);
+		(void)lc.easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &r->status);
+	lc.easy_cleanup(cu);
+	lc.slist_free_all(hdrs);
 	if (rc != CURLE_OK) {
 		http_error(rc, url, ebuf, r, timeout, err);
 		resp_free(r);
