@@ -990,6 +990,75 @@ oauth_secret(struct send_opts *o, struct cli_oauth *oa, const char *rejected,
 	return 0;
 }
 
+/*
+ * The secret, then the session.  An OAuth2 token the server refused
+ * although it looked valid here (revoked, or expired early) is renewed
+ * once -- unless it was just renewed -- and tried once more: nothing was
+ * sent before AUTH.  The secret is wiped before returning.
+ */
+static struct sk_session *
+open_session(struct send_opts *o, struct cli_oauth *oa, struct cli_trace *tr,
+    struct sk_error *err)
+{
+	struct sk_session_config cfg;
+	struct sk_session *s;
+	char *secret = NULL, *old;
+
+	if (o->oauth) {
+		if (oauth_secret(o, oa, NULL, &secret, err) == -1)
+			return NULL;
+	} else if (o->user != NULL && o->password != NULL) {
+		if ((secret = strdup(o->password)) == NULL) {
+			sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+			    "out of memory");
+			return NULL;
+		}
+	} else if (o->user != NULL && cli_password(&o->pw, &secret,
+	    err) == -1)
+		return NULL;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (o->insecure)
+		fprintf(stderr, "%s: warning: --insecure: the server's "
+		    "certificate is not checked; anyone on the path can read "
+		    "the password and the mail\n", cli_progname);
+	cfg.host = o->host;
+	cfg.port = o->port;
+	cfg.tls_mode = o->tls_mode;
+	cfg.tls.ca_file = o->ca_file;
+	cfg.tls.insecure = o->insecure;
+	cfg.tls.min_version = o->tls_min;
+	cfg.helo_name = o->helo;
+	cfg.user = o->user;
+	cfg.secret = secret;
+	cfg.auth_mech = o->auth;
+	cfg.allow_plaintext_auth = o->allow_plaintext_auth;
+	cfg.timeout_ms = o->timeout_s * 1000;
+	if (o->verbose > 0) {
+		cli_trace_init(tr, o->verbose);
+		cfg.trace.fn = cli_trace_fn;
+		cfg.trace.arg = tr;
+	}
+
+	s = sk_session_open(&cfg, err);
+	if (s == NULL && o->oauth && !oa->refreshed &&
+	    sk_oauth_token_refused(err)) {
+		if (o->verbose > 0)
+			fprintf(stderr, "%s: send: the server refused the "
+			    "OAuth2 token; renewing it and trying once more\n",
+			    cli_progname);
+		old = secret;
+		secret = NULL;
+		if (oauth_secret(o, oa, old, &secret, err) == 0) {
+			cfg.secret = secret;
+			s = sk_session_open(&cfg, err);
+		}
+		cli_secret_free(old);
+	}
+	cli_secret_free(secret);
+	return s;
+}
+
 static void
 session_failed(struct send_opts *o, const struct sk_error *e)
 {
@@ -1013,7 +1082,6 @@ cmd_send(int argc, char **argv)
 	struct send_opts o;
 	struct send_ctx ctx;
 	struct send_run run;
-	struct sk_session_config cfg;
 	struct sk_session *s = NULL;
 	struct sk_compose comp;
 	struct sk_error err;
@@ -1021,7 +1089,7 @@ cmd_send(int argc, char **argv)
 	struct cli_oauth oa;
 	struct sk_trace otrace = { NULL, NULL };
 	struct strlist rcpts;
-	char *secret = NULL, *text = NULL, *composed = NULL;
+	char *text = NULL, *composed = NULL;
 	size_t text_len = 0, composed_len = 0, i;
 	bool utf8;
 	int rc;
@@ -1111,68 +1179,11 @@ cmd_send(int argc, char **argv)
 			run.src[0].env.size = scan.wire_size;
 		}
 	}
-	if (o.oauth) {
-		if (oauth_secret(&o, &oa, NULL, &secret, &err) == -1)
-			goto fail;
-	} else if (o.user != NULL && o.password != NULL) {
-		if ((secret = strdup(o.password)) == NULL)
-			goto oom;
-	} else if (o.user != NULL && cli_password(&o.pw, &secret, &err) == -1)
-		goto fail;
-
-	/* Where and how to connect. */
-	memset(&cfg, 0, sizeof(cfg));
-	if (o.insecure)
-		fprintf(stderr, "%s: warning: --insecure: the server's "
-		    "certificate is not checked; anyone on the path can read "
-		    "the password and the mail\n", cli_progname);
-	cfg.host = o.host;
-	cfg.port = o.port;
-	cfg.tls_mode = o.tls_mode;
-	cfg.tls.ca_file = o.ca_file;
-	cfg.tls.insecure = o.insecure;
-	cfg.tls.min_version = o.tls_min;
-	cfg.helo_name = o.helo;
-	cfg.user = o.user;
-	cfg.secret = secret;
-	cfg.auth_mech = o.auth;
-	cfg.allow_plaintext_auth = o.allow_plaintext_auth;
-	cfg.timeout_ms = o.timeout_s * 1000;
-	if (o.verbose > 0) {
-		cli_trace_init(&tr, o.verbose);
-		cfg.trace.fn = cli_trace_fn;
-		cfg.trace.arg = &tr;
-	}
-
-	s = sk_session_open(&cfg, &err);
-	/*
-	 * The server refused a token that looked valid here (revoked, or
-	 * expired early): renew it once -- unless it was just renewed -- and
-	 * try once more.  Nothing was sent yet: AUTH comes first.
-	 */
-	if (s == NULL && o.oauth && !oa.refreshed &&
-	    sk_oauth_token_refused(&err)) {
-		char *old = secret;
-
-		if (o.verbose > 0)
-			fprintf(stderr, "%s: send: the server refused the "
-			    "OAuth2 token; renewing it and trying once more\n",
-			    cli_progname);
-		secret = NULL;
-		rc = oauth_secret(&o, &oa, old, &secret, &err);
-		cli_secret_free(old);
-		if (rc == -1)
-			goto fail;
-		cfg.secret = secret;
-		s = sk_session_open(&cfg, &err);
-	}
-	if (s == NULL) {
+	if ((s = open_session(&o, &oa, &tr, &err)) == NULL) {
 		session_failed(&o, &err);
 		rc = cli_exit_code(&err);
 		goto out;
 	}
-	cli_secret_free(secret);
-	secret = NULL;
 	run.peer = sk_session_peer(s);
 	run.worst = EXIT_OK;
 	if (sk_session_send(s, run.src, run.n, on_result, &run, &err) == -1) {
@@ -1192,7 +1203,6 @@ fail:
 	rc = cli_exit_code(&err);
 out:
 	fflush(stdout);
-	cli_secret_free(secret);
 	free(text);
 	free(composed);
 	if (run.src != NULL)
@@ -1339,9 +1349,6 @@ cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
     bool *utf8, struct sk_error *err)
 {
 	struct send_opts *o = &r->o;
-	struct sk_session_config cfg;
-	struct sk_session *s;
-	char *secret = NULL;
 	size_t i;
 
 	for (i = 0; i < o->to.n; i++)
@@ -1352,49 +1359,7 @@ cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
 			goto oom;
 	if (check_opts(o, utf8, err) == -1)
 		return NULL;
-	/* Keep in step with cmd_send: the secret, then the session. */
-	if (o->oauth) {
-		if (oauth_secret(o, &r->oa, NULL, &secret, err) == -1)
-			return NULL;
-	} else if (o->user != NULL && o->password != NULL) {
-		if ((secret = strdup(o->password)) == NULL)
-			goto oom;
-	} else if (o->user != NULL && cli_password(&o->pw, &secret,
-	    err) == -1)
-		return NULL;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.host = o->host;
-	cfg.port = o->port;
-	cfg.tls_mode = o->tls_mode;
-	cfg.tls.ca_file = o->ca_file;
-	cfg.tls.min_version = o->tls_min;
-	cfg.helo_name = o->helo;
-	cfg.user = o->user;
-	cfg.secret = secret;
-	cfg.auth_mech = o->auth;
-	cfg.allow_plaintext_auth = o->allow_plaintext_auth;
-	cfg.timeout_ms = o->timeout_s * 1000;
-	if (o->verbose > 0) {
-		cli_trace_init(&r->tr, o->verbose);
-		cfg.trace.fn = cli_trace_fn;
-		cfg.trace.arg = &r->tr;
-	}
-	s = sk_session_open(&cfg, err);
-	/* A token refused although it looked valid: renew it once (cmd_send
-	 * does the same; nothing was sent before AUTH). */
-	if (s == NULL && o->oauth && !r->oa.refreshed &&
-	    sk_oauth_token_refused(err)) {
-		char *old = secret;
-
-		secret = NULL;
-		if (oauth_secret(o, &r->oa, old, &secret, err) == 0) {
-			cfg.secret = secret;
-			s = sk_session_open(&cfg, err);
-		}
-		cli_secret_free(old);
-	}
-	cli_secret_free(secret);
-	return s;
+	return open_session(o, &r->oa, &r->tr, err);
 oom:
 	sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "out of memory");
 	return NULL;
