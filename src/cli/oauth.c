@@ -468,8 +468,12 @@ on_prompt(void *arg, const struct sk_oauth_prompt *p)
 			    p->url);
 		}
 		mins = (p->expires_in + 59) / 60;
-		printf("The code is good for %d minute%s; waiting for the "
-		    "sign-in...\n", mins, mins == 1 ? "" : "s");
+		if (p->expires_in < 120)
+			printf("The code is good for %d seconds; waiting for "
+			    "the sign-in...\n", p->expires_in);
+		else
+			printf("The code is good for %d minutes; waiting for "
+			    "the sign-in...\n", mins);
 	} else {
 		printf("Open this URL in a browser: %s\n", p->url);
 		printf("Sign in there; the browser then comes back to %s. "
