@@ -29,6 +29,7 @@
 #include <ini.h>
 
 #include "smtpkit/config.h"
+#include "sbuf.h"
 #include "smtpkit/message.h"
 
 #define SYSTEM_CONFIG	"/etc/smtpkit/config"
@@ -111,13 +112,6 @@ struct parser {
 	struct sk_error *err;
 };
 
-/* A growable string; oom once an allocation failed. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
 static void
 wipe(void *p, size_t n)
 {
@@ -132,53 +126,6 @@ free_secret(char *s)
 		wipe(s, strlen(s));
 		free(s);
 	}
-}
-
-/*
- * Growable strings
- */
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap != 0 ? b->cap : 256;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		/* Not realloc: the old block may hold a password. */
-		if ((np = malloc(ncap)) == NULL) {
-			b->oom = true;
-			return;
-		}
-		if (b->len > 0)
-			memcpy(np, b->p, b->len);
-		wipe(b->p, b->cap);
-		free(b->p);
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void
-sb_free(struct sbuf *b)
-{
-	wipe(b->p, b->cap);
-	free(b->p);
-	memset(b, 0, sizeof(*b));
 }
 
 /*
@@ -1127,17 +1074,17 @@ value_writable(const char *v)
 }
 
 static void
-put_key(struct sbuf *b, const struct sk_account *a, enum cfg_key k)
+put_key(struct sk__sbuf *b, const struct sk_account *a, enum cfg_key k)
 {
 	char num[32];
 	const char *v = key_value(a, k, num, sizeof(num));
 
 	if (v == NULL)
 		return;
-	sb_str(b, key_names[k]);
-	sb_str(b, " = ");
-	sb_str(b, v);
-	sb_str(b, "\n");
+	sk__sbuf_str(b, key_names[k]);
+	sk__sbuf_str(b, " = ");
+	sk__sbuf_str(b, v);
+	sk__sbuf_str(b, "\n");
 }
 
 static bool
@@ -1180,7 +1127,7 @@ static int
 check_writable(const struct sk_account *a, struct sk_error *err)
 {
 	struct sk_config back;
-	struct sbuf b;
+	struct sk__sbuf b;
 	char num[32];
 	const char *v;
 	size_t k;
@@ -1201,9 +1148,9 @@ check_writable(const struct sk_account *a, struct sk_error *err)
 	}
 	memset(&b, 0, sizeof(b));
 	memset(&back, 0, sizeof(back));
-	sb_str(&b, "[account ");
-	sb_str(&b, a->name);
-	sb_str(&b, "]\n");
+	sk__sbuf_str(&b, "[account ");
+	sk__sbuf_str(&b, a->name);
+	sk__sbuf_str(&b, "]\n");
 	for (k = 0; k < K__COUNT; k++)
 		put_key(&b, a, (enum cfg_key)k);
 	if (b.oom)
@@ -1214,7 +1161,7 @@ check_writable(const struct sk_account *a, struct sk_error *err)
 	else if (back.naccounts != 1 || !same_account(a, &back.accounts[0]))
 		rc = sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
 		    "[account %s] would not read back as written", a->name);
-	sb_free(&b);
+	sk__sbuf_free(&b);
 	sk_config_fini(&back);
 	return rc;
 }
@@ -1318,7 +1265,7 @@ line_key(const struct line *l, bool *is_key)
  * follow the last key line.  Comments and blank lines stay.
  */
 static void
-rewrite_section(struct sbuf *out, const struct line *lines, size_t n,
+rewrite_section(struct sk__sbuf *out, const struct line *lines, size_t n,
     const struct sk_account *a)
 {
 	bool present[K__COUNT], written[K__COUNT], is_key;
@@ -1336,9 +1283,9 @@ rewrite_section(struct sbuf *out, const struct line *lines, size_t n,
 		if (key != K__COUNT)
 			present[key] = true;
 	}
-	sb_add(out, lines[0].s, lines[0].n);
+	sk__sbuf_add(out, lines[0].s, lines[0].n);
 	if (lines[0].s[lines[0].n - 1] != '\n')
-		sb_str(out, "\n");
+		sk__sbuf_str(out, "\n");
 	for (i = 1; i <= n; i++) {
 		if (i == last_key + 1)
 			for (k = 0; k < K__COUNT; k++)
@@ -1350,9 +1297,9 @@ rewrite_section(struct sbuf *out, const struct line *lines, size_t n,
 			break;
 		key = line_key(&lines[i], &is_key);
 		if (!is_key) {
-			sb_add(out, lines[i].s, lines[i].n);
+			sk__sbuf_add(out, lines[i].s, lines[i].n);
 			if (lines[i].s[lines[i].n - 1] != '\n')
-				sb_str(out, "\n");
+				sk__sbuf_str(out, "\n");
 			continue;
 		}
 		/* unknown keys go too: they would make the file unreadable */
@@ -1366,7 +1313,7 @@ rewrite_section(struct sbuf *out, const struct line *lines, size_t n,
 
 /* The new text of the file: old (may be empty) with a's section. */
 static void
-compose_file(struct sbuf *out, const char *old, size_t oldlen,
+compose_file(struct sk__sbuf *out, const char *old, size_t oldlen,
     const struct sk_account *a)
 {
 	struct line l, *sec = NULL, *nv;
@@ -1374,7 +1321,7 @@ compose_file(struct sbuf *out, const char *old, size_t oldlen,
 	bool in = false, done = false, blank_end = true;
 
 	if (oldlen == 0)
-		sb_str(out, "# smtpkit accounts: see smtpkit-send(1).  This file "
+		sk__sbuf_str(out, "# smtpkit accounts: see smtpkit-send(1).  This file "
 		    "may hold passwords:\n# keep it private (chmod 600).\n\n");
 	while (next_line(old, oldlen, &pos, &l)) {
 		if (in && is_section(&l)) {
@@ -1398,9 +1345,9 @@ compose_file(struct sbuf *out, const char *old, size_t oldlen,
 			sec[nsec++] = l;
 			continue;
 		}
-		sb_add(out, l.s, l.n);
+		sk__sbuf_add(out, l.s, l.n);
 		if (l.s[l.n - 1] != '\n')
-			sb_str(out, "\n");
+			sk__sbuf_str(out, "\n");
 		blank_end = l.n == 1 || (l.n == 2 && l.s[0] == '\r');
 	}
 	if (in) {
@@ -1411,10 +1358,10 @@ compose_file(struct sbuf *out, const char *old, size_t oldlen,
 	if (done)
 		return;
 	if (!blank_end)
-		sb_str(out, "\n");
-	sb_str(out, "[account ");
-	sb_str(out, a->name);
-	sb_str(out, "]\n");
+		sk__sbuf_str(out, "\n");
+	sk__sbuf_str(out, "[account ");
+	sk__sbuf_str(out, a->name);
+	sk__sbuf_str(out, "]\n");
 	for (k = 0; k < K__COUNT; k++)
 		put_key(out, a, (enum cfg_key)k);
 }
@@ -1559,7 +1506,7 @@ sk_config_write_account(const char *path, const struct sk_account *a,
     struct sk_error *err)
 {
 	char target[PATH_MAX], dir[PATH_MAX], *slash, *old = NULL;
-	struct sbuf out;
+	struct sk__sbuf out;
 	struct stat st;
 	size_t oldlen = 0, n;
 	int rc = -1;
@@ -1597,7 +1544,7 @@ sk_config_write_account(const char *path, const struct sk_account *a,
 		    "out of memory");
 	else
 		rc = replace_file(dir, target, out.p, out.len, err);
-	sb_free(&out);
+	sk__sbuf_free(&out);
 	wipe(old, oldlen);
 	free(old);
 	return rc;

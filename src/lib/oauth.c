@@ -38,6 +38,7 @@
 #include "smtpkit/base64.h"
 #include "smtpkit/clock.h"
 #include "smtpkit/oauth.h"
+#include "sbuf.h"
 #include "smtpkit/smtpkit.h"
 
 #define DEVICE_GRANT	"urn:ietf:params:oauth:grant-type:device_code"
@@ -103,63 +104,9 @@ dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
-/* A growable string that wipes what it drops; oom once a grow failed. */
-struct obuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void
-ob_add(struct obuf *b, const char *s, size_t n)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap != 0 ? b->cap : 256;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		/* Not realloc: the old block may hold a secret. */
-		if ((np = malloc(ncap)) == NULL) {
-			b->oom = true;
-			return;
-		}
-		if (b->len > 0)
-			memcpy(np, b->p, b->len);
-		if (b->p != NULL) {
-			OPENSSL_cleanse(b->p, b->cap);
-			free(b->p);
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-ob_str(struct obuf *b, const char *s)
-{
-	ob_add(b, s, strlen(s));
-}
-
-static void
-ob_free(struct obuf *b)
-{
-	if (b->p != NULL) {
-		OPENSSL_cleanse(b->p, b->cap);
-		free(b->p);
-	}
-	memset(b, 0, sizeof(*b));
-}
-
 /* RFC 3986 §2.3: unreserved characters stay, the rest is %XX. */
 static void
-ob_urlenc(struct obuf *b, const char *s)
+ob_urlenc(struct sk__sbuf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	unsigned char c;
@@ -170,26 +117,26 @@ ob_urlenc(struct obuf *b, const char *s)
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
 		    c == '_' || c == '~') {
-			ob_add(b, s, 1);
+			sk__sbuf_add(b, s, 1);
 			continue;
 		}
 		esc[0] = '%';
 		esc[1] = hex[c >> 4];
 		esc[2] = hex[c & 15];
-		ob_add(b, esc, 3);
+		sk__sbuf_add(b, esc, 3);
 	}
 }
 
 /* One "name=value" of an application/x-www-form-urlencoded body or query. */
 static void
-ob_param(struct obuf *b, const char *name, const char *value)
+ob_param(struct sk__sbuf *b, const char *name, const char *value)
 {
 	if (value == NULL)
 		return;
 	if (b->len > 0 && b->p[b->len - 1] != '?')
-		ob_add(b, "&", 1);
-	ob_str(b, name);
-	ob_add(b, "=", 1);
+		sk__sbuf_add(b, "&", 1);
+	sk__sbuf_str(b, name);
+	sk__sbuf_add(b, "=", 1);
 	ob_urlenc(b, value);
 }
 
@@ -955,7 +902,7 @@ token_request(const struct sk_oauth_client *c, const char *url,
 
 /* The client's credentials, in the form (RFC 6749 §2.3.1). */
 static void
-form_client(struct obuf *f, const struct sk_oauth_client *c)
+form_client(struct sk__sbuf *f, const struct sk_oauth_client *c)
 {
 	ob_param(f, "client_id", c->client_id);
 	ob_param(f, "client_secret", c->client_secret);
@@ -970,7 +917,7 @@ sk_oauth_refresh(const struct sk_oauth_client *c,
 {
 	const char *url = c->token_endpoint != NULL ? c->token_endpoint :
 	    old->token_endpoint;
-	struct obuf f;
+	struct sk__sbuf f;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -987,12 +934,12 @@ sk_oauth_refresh(const struct sk_oauth_client *c,
 	ob_param(&f, "refresh_token", old->refresh_token);
 	form_client(&f, c);
 	if (f.oom) {
-		ob_free(&f);
+		sk__sbuf_free(&f);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
 	}
 	rc = token_request(c, url, f.p, "refresh token", out, err);
-	ob_free(&f);
+	sk__sbuf_free(&f);
 	if (rc == -1) {
 		if (err != NULL && err->oauth_error ==
 		    SK_OAUTH_ERR_INVALID_GRANT) {
@@ -1094,7 +1041,7 @@ device_authorize(const struct sk_oauth_client *c, struct device_auth *d,
 {
 	const char *dc, *uc, *uri, *uric, *msg;
 	struct http_resp r;
-	struct obuf f;
+	struct sk__sbuf f;
 	cJSON *j = NULL;
 	int rc;
 
@@ -1103,13 +1050,13 @@ device_authorize(const struct sk_oauth_client *c, struct device_auth *d,
 	form_client(&f, c);
 	ob_param(&f, "scope", c->scope);
 	if (f.oom) {
-		ob_free(&f);
+		sk__sbuf_free(&f);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
 	}
 	rc = http_post(c, c->device_endpoint, f.p, "device authorization "
 	    "request", &r, err);
-	ob_free(&f);
+	sk__sbuf_free(&f);
 	if (rc == -1)
 		return -1;
 	if (r.status < 200 || r.status >= 300 ||
@@ -1172,7 +1119,7 @@ sk_oauth_device_login(const struct sk_oauth_client *c,
 	struct sk_oauth_prompt p;
 	struct device_auth d;
 	struct sk_error e;
-	struct obuf f;
+	struct sk__sbuf f;
 	int64_t deadline, next;
 	long long interval;
 	int rc;
@@ -1198,7 +1145,7 @@ sk_oauth_device_login(const struct sk_oauth_client *c,
 	ob_param(&f, "device_code", d.device_code);
 	form_client(&f, c);
 	if (f.oom) {
-		ob_free(&f);
+		sk__sbuf_free(&f);
 		device_auth_fini(&d);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
@@ -1244,7 +1191,7 @@ sk_oauth_device_login(const struct sk_oauth_client *c,
 			*err = e;
 		break;
 	}
-	ob_free(&f);
+	sk__sbuf_free(&f);
 	device_auth_fini(&d);
 	if (rc == -1)
 		sk_oauth_token_fini(out);
@@ -1553,7 +1500,7 @@ sk_oauth_pkce_login(const struct sk_oauth_client *c,
 	char verifier[64], challenge[64], state[32], redirect_uri[64];
 	struct sk_oauth_prompt p;
 	struct redirect *r = NULL;
-	struct obuf url, f;
+	struct sk__sbuf url, f;
 	unsigned port = 0;
 	int lfd, fd = -1, rc = -1, secs;
 
@@ -1583,8 +1530,8 @@ sk_oauth_pkce_login(const struct sk_oauth_client *c,
 	    "http://127.0.0.1:%u/", port);
 
 	/* RFC 6749 §4.1.1, RFC 7636 §4.3 */
-	ob_str(&url, c->auth_endpoint);
-	ob_str(&url, strchr(c->auth_endpoint, '?') != NULL ? "&" : "?");
+	sk__sbuf_str(&url, c->auth_endpoint);
+	sk__sbuf_str(&url, strchr(c->auth_endpoint, '?') != NULL ? "&" : "?");
 	ob_param(&url, "response_type", "code");
 	ob_param(&url, "client_id", c->client_id);
 	ob_param(&url, "redirect_uri", redirect_uri);
@@ -1593,8 +1540,8 @@ sk_oauth_pkce_login(const struct sk_oauth_client *c,
 	ob_param(&url, "code_challenge", challenge);
 	ob_param(&url, "code_challenge_method", "S256");
 	if (c->auth_params != NULL && c->auth_params[0] != '\0') {
-		ob_str(&url, "&");
-		ob_str(&url, c->auth_params);
+		sk__sbuf_str(&url, "&");
+		sk__sbuf_str(&url, c->auth_params);
 	}
 	if (url.oom) {
 		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
@@ -1665,8 +1612,8 @@ out:
 		OPENSSL_cleanse(r, sizeof(*r));
 		free(r);
 	}
-	ob_free(&url);
-	ob_free(&f);
+	sk__sbuf_free(&url);
+	sk__sbuf_free(&f);
 	if (rc == -1)
 		sk_oauth_token_fini(out);
 	return rc;
