@@ -167,6 +167,14 @@ json_string(const cJSON *j, const char *name)
 	    NULL;
 }
 
+/*
+ * The last second of year 9999.  A later expires_at is not a time, and
+ * refusing it keeps the number to 12 digits: cJSON prints numbers with 15
+ * significant digits when they compare equal within DBL_EPSILON, which
+ * loses the last digit of integers above about 4.5e15.
+ */
+#define EXPIRES_AT_MAX	253402300799LL
+
 /* A number, or a string of digits (some servers quote expires_in). */
 static bool
 json_int(const cJSON *j, const char *name, long long *out)
@@ -392,7 +400,8 @@ sk_oauth_token_parse(const char *json, size_t len, struct sk_oauth_token *t,
 	scope = json_string(j, "scope");
 	ep = json_string(j, "token_endpoint");
 	if (cJSON_GetObjectItemCaseSensitive(j, "expires_at") != NULL &&
-	    (!json_int(j, "expires_at", &exp) || exp < 0)) {
+	    (!json_int(j, "expires_at", &exp) || exp < 0 ||
+	    exp > EXPIRES_AT_MAX)) {
 		json_wipe_delete(j);
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
 		    "not a token file (expires_at is not a time)");

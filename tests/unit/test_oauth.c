@@ -170,6 +170,15 @@ test_token_format_parse(void **state)
 	assert_int_equal(sk_oauth_token_parse(
 	    "{\"access_token\":\"a\",\"expires_at\":\"soon\"}", 40, &u, &err),
 	    -1);
+	/* After year 9999: not a time, and would not survive printing. */
+	assert_int_equal(sk_oauth_token_parse(
+	    "{\"access_token\":\"a\",\"expires_at\":6111111111111111}", 50,
+	    &u, &err), -1);
+	assert_int_equal(sk_oauth_token_parse(
+	    "{\"access_token\":\"a\",\"expires_at\":253402300799}", 46,
+	    &u, &err), 0);
+	assert_int_equal(u.expires_at, 253402300799LL);
+	sk_oauth_token_fini(&u);
 	assert_int_equal(sk_oauth_token_parse("{", 1, &u, &err), -1);
 }
 
