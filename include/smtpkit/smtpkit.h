@@ -12,6 +12,7 @@
 #include "smtpkit/dot.h"
 #include "smtpkit/error.h"
 #include "smtpkit/message.h"
+#include "smtpkit/mime.h"
 #include "smtpkit/reply.h"
 #include "smtpkit/server.h"
 #include "smtpkit/session.h"

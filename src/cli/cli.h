@@ -9,6 +9,7 @@
 #include "smtpkit/error.h"
 #include "smtpkit/oauth.h"
 #include "smtpkit/providers.h"
+#include "smtpkit/session.h"
 #include "smtpkit/trace.h"
 
 /* sysexits.h, spelled out so the mapping below reads as a table. */
@@ -136,6 +137,71 @@ void cli_oauth_fini(struct cli_oauth *o);
 void cli_oauth_advise(const struct sk_error *err, const struct sk_account *a,
     const struct sk_provider *p);
 void cli_oauth_expiry(int64_t expires_at, char *buf, size_t cap);
+
+/*
+ * compose.c, for send: what the command line gives for a message, turned
+ * into what sk_mime_compose takes.
+ */
+struct cli_mailboxes {
+	char **addr;		/* addr-specs (owned) */
+	char **name;		/* display names, "" for none (owned) */
+	size_t n, cap;
+};
+
+/*
+ * Add the mailboxes of text, an RFC 5322 address list given with flag
+ * ("--to"): "Ann <a@x>, \"Doe, J\" <j@y>, c@z", comments and groups as
+ * in a header, a group giving its members.  Errors, naming flag and
+ * text: SK_ERR_USAGE for a syntax error, an address without a domain or
+ * a display name with a line break; SK_ERR_LOCAL when memory fails.
+ * Mailboxes before the one in error may have been added.
+ */
+int cli_mailboxes_parse(struct cli_mailboxes *l, const char *flag,
+    const char *text, struct sk_error *err);
+/* Add one mailbox as it is; name NULL for none.  -1 when memory fails. */
+int cli_mailboxes_add(struct cli_mailboxes *l, const char *addr,
+    const char *name);
+/* Empty the list, which stays usable; or free what it holds. */
+void cli_mailboxes_clear(struct cli_mailboxes *l);
+void cli_mailboxes_free(struct cli_mailboxes *l);
+
+/*
+ * One mailbox ("Name <addr>" or addr), as --from takes it: *addr and
+ * *name ("" for none) are owned.  Errors as cli_mailboxes_parse, and
+ * SK_ERR_USAGE for none, several or a group.
+ */
+int cli_mailbox_parse(const char *flag, const char *text, char **addr,
+    char **name, struct sk_error *err);
+
+/* A message to compose; every pointer borrowed. */
+struct cli_compose {
+	const char *from;		/* addr-spec */
+	const char *from_name;		/* NULL or "" for none */
+	const struct cli_mailboxes *to, *cc, *reply_to;	/* may be NULL */
+	const char *subject;		/* NULL for none */
+	const char *text, *text_file;	/* at most one; file "-": stdin */
+	const char *html, *html_file;	/* at most one; file "-": stdin */
+	char *const *attach;		/* "FILE[;type=T][;name=N]" */
+	size_t nattach;
+	char *const *inl;		/* "FILE[;type=T][;name=N][;cid=C]" */
+	size_t ninl;
+	char *const *headers;		/* "Name: value" */
+	size_t nheaders;
+};
+
+/*
+ * Compose the message with sk_mime_compose into an unnamed temporary file
+ * (mode 0600, in $TMPDIR or /tmp) and measure it as --raw measures a
+ * ready one: src->fd (owned) at its start, src->env.size, body_8bit and
+ * name set; the envelope's addresses are left to the caller.  In
+ * "FILE;type=T;name=N;cid=C" only known keys at the end are split off, so
+ * a ';' in a file name stays part of it.  Errors: SK_ERR_USAGE for a
+ * malformed --attach, --inline or --header, or what reading --text-file
+ * or --html-file (SK_ERR_LOCAL with sys_errno), sk_mime_compose,
+ * sk_scan_check or making the temporary file gave.
+ */
+int cli_compose(const struct cli_compose *c, struct sk_source *src,
+    struct sk_error *err);
 
 int cmd_oauth(int argc, char **argv);
 int cmd_send(int argc, char **argv);

@@ -3,7 +3,9 @@
  *
  * Everything the user gave is checked before the first connection: a bad
  * address, a header line break, an over-long line, an unreadable file or a
- * missing password stops the run with nothing sent.
+ * missing password stops the run with nothing sent.  A composed message
+ * (compose.c, the library's GMime module) is written whole to a temporary
+ * file first, and sent from it as a ready one.
  *
  * Where to send comes from the flags, then the account (--account, or the
  * one whose address is --from, or the default one), then the provider
@@ -19,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -28,8 +29,6 @@
 #include "smtpkit/providers.h"
 #include "smtpkit/smtpkit.h"
 #include "cli.h"
-
-#define TEXT_FILE_MAX (64u * 1024 * 1024)
 
 struct strlist {
 	char **v;
@@ -70,11 +69,20 @@ struct send_opts {
 	enum sk_auth_mech auth;
 	bool allow_plaintext_auth;
 	const char *helo;
-	const char *from;
-	struct strlist to, cc, bcc, raw;
+	const char *from;	/* the envelope sender, an addr-spec; "" for
+				   the null sender; as given until
+				   parse_addresses() */
+	const char *from_name;	/* --from's display name, NULL for none */
+	char *from_buf, *from_name_buf;	/* owned, parsed from --from */
+	struct strlist to_arg, cc_arg, bcc_arg, reply_to_arg;	/* as given */
+	struct cli_mailboxes to, cc, bcc, reply_to;
+	struct strlist raw;
 	const char *subject;
 	const char *text;
 	const char *text_file;
+	const char *html;
+	const char *html_file;
+	struct strlist attach, inl, header;	/* as given */
 	int timeout_s;		/* 0: unset */
 	const char *ca_file;
 	bool insecure;
@@ -102,7 +110,8 @@ enum {
 	OPT_PWENV, OPT_PWCMD, OPT_AUTH, OPT_PLAINAUTH, OPT_HELO, OPT_FROM,
 	OPT_TO, OPT_CC, OPT_BCC, OPT_SUBJECT, OPT_TEXT, OPT_TEXTFILE, OPT_RAW,
 	OPT_TIMEOUT, OPT_CAFILE, OPT_INSECURE, OPT_JSON, OPT_HELP, OPT_CONFIG,
-	OPT_ACCOUNT, OPT_PROVIDER
+	OPT_ACCOUNT, OPT_PROVIDER, OPT_REPLYTO, OPT_HTML, OPT_HTMLFILE,
+	OPT_ATTACH, OPT_INLINE, OPT_HEADER
 };
 
 static const struct option long_opts[] = {
@@ -124,9 +133,15 @@ static const struct option long_opts[] = {
 	{ "to", required_argument, NULL, OPT_TO },
 	{ "cc", required_argument, NULL, OPT_CC },
 	{ "bcc", required_argument, NULL, OPT_BCC },
+	{ "reply-to", required_argument, NULL, OPT_REPLYTO },
 	{ "subject", required_argument, NULL, OPT_SUBJECT },
 	{ "text", required_argument, NULL, OPT_TEXT },
 	{ "text-file", required_argument, NULL, OPT_TEXTFILE },
+	{ "html", required_argument, NULL, OPT_HTML },
+	{ "html-file", required_argument, NULL, OPT_HTMLFILE },
+	{ "attach", required_argument, NULL, OPT_ATTACH },
+	{ "inline", required_argument, NULL, OPT_INLINE },
+	{ "header", required_argument, NULL, OPT_HEADER },
 	{ "raw", required_argument, NULL, OPT_RAW },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "ca-file", required_argument, NULL, OPT_CAFILE },
@@ -145,11 +160,24 @@ send_usage(FILE *f)
 	    "           [--host HOST] [--port PORT] [--tls implicit|starttls|none]\n"
 	    "           [--user USER (--password-file F | --password-env VAR | --password-cmd CMD)]\n"
 	    "           [--auth PLAIN|LOGIN|CRAM-MD5|XOAUTH2|OAUTHBEARER] [--allow-plaintext-auth]\n"
-	    "           [--from ADDR] --to ADDR... [--cc ADDR...] [--bcc ADDR...]\n"
-	    "           [--subject TEXT] [--text TEXT | --text-file FILE]   compose a text message\n"
-	    "           [--raw FILE...]                          or send ready RFC 5322 messages\n"
+	    "           [--from ADDR|\"NAME <ADDR>\"] --to LIST... [--cc LIST...] [--bcc LIST...]\n"
+	    "           [--reply-to LIST...]\n"
+	    "         compose a message:\n"
+	    "           [--subject TEXT] [--text TEXT | --text-file FILE]\n"
+	    "           [--html HTML | --html-file FILE]       text and HTML: alternatives\n"
+	    "           [--attach FILE[;type=T][;name=N]]...\n"
+	    "           [--inline FILE[;type=T][;name=N][;cid=C]]...   for <img src=\"cid:C\">\n"
+	    "           [--header \"Name: value\"]...\n"
+	    "         or send ready RFC 5322 messages:\n"
+	    "           [--raw FILE...]\n"
 	    "           [--timeout SECS] [--ca-file FILE] [--insecure] [--tls-min 1.2]\n"
 	    "           [--helo NAME] [-v] [--json]\n"
+	    "\n"
+	    "A LIST is an address list as in a To header: \"Ann <a@x>, \\\"Doe, J\\\" <j@y>, c@z\".\n"
+	    "FILE - is standard input for --text-file, --html-file and --raw.  The inline\n"
+	    "part's cid is its file name unless cid= says otherwise; --inline needs --html.\n"
+	    "--header replaces the Subject, To, Cc, Reply-To, Date or Message-ID smtpkit\n"
+	    "writes; From, Bcc, MIME-Version and Content-* are refused.\n"
 	    "\n"
 	    "Flags win over the account, the account over the provider preset, the preset\n"
 	    "over the defaults.  Without --host, --account or --provider the account is the\n"
@@ -176,30 +204,6 @@ strlist_add(struct strlist *l, const char *s)
 	if ((l->v[l->n] = strdup(s)) == NULL)
 		return -1;
 	l->n++;
-	return 0;
-}
-
-/* "a@x, b@y" and repeated flags both work. */
-static int
-strlist_add_split(struct strlist *l, const char *s)
-{
-	char *copy, *tok, *save = NULL, *end;
-
-	if ((copy = strdup(s)) == NULL)
-		return -1;
-	for (tok = strtok_r(copy, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ' || *tok == '\t')
-			tok++;
-		end = tok + strlen(tok);
-		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		if (*tok != '\0' && strlist_add(l, tok) == -1) {
-			free(copy);
-			return -1;
-		}
-	}
-	free(copy);
 	return 0;
 }
 
@@ -282,8 +286,10 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 		case OPT_TO:
 		case OPT_CC:
 		case OPT_BCC:
-			if (strlist_add_split(c == OPT_TO ? &o->to :
-			    c == OPT_CC ? &o->cc : &o->bcc, optarg) == -1)
+		case OPT_REPLYTO:
+			if (strlist_add(c == OPT_TO ? &o->to_arg :
+			    c == OPT_CC ? &o->cc_arg : c == OPT_BCC ?
+			    &o->bcc_arg : &o->reply_to_arg, optarg) == -1)
 				return EXIT_OSERR;
 			break;
 		case OPT_SUBJECT:
@@ -294,6 +300,20 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 			break;
 		case OPT_TEXTFILE:
 			o->text_file = optarg;
+			break;
+		case OPT_HTML:
+			o->html = optarg;
+			break;
+		case OPT_HTMLFILE:
+			o->html_file = optarg;
+			break;
+		case OPT_ATTACH:
+		case OPT_INLINE:
+		case OPT_HEADER:
+			if (strlist_add(c == OPT_ATTACH ? &o->attach :
+			    c == OPT_INLINE ? &o->inl : &o->header,
+			    optarg) == -1)
+				return EXIT_OSERR;
 			break;
 		case OPT_RAW:
 			if (strlist_add(&o->raw, optarg) == -1)
@@ -339,13 +359,64 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 	return 0;
 }
 
+/*
+ * --from, --to, --cc, --bcc and --reply-to as address lists: the envelope
+ * takes the addr-specs, the header the names too.  Before anything else,
+ * since the account is chosen by the bare --from address.
+ */
+static int
+parse_addresses(struct send_opts *o, struct sk_error *err)
+{
+	struct {
+		struct strlist *arg;
+		struct cli_mailboxes *l;
+		const char *flag;
+	} lists[] = {
+		{ &o->to_arg, &o->to, "--to" },
+		{ &o->cc_arg, &o->cc, "--cc" },
+		{ &o->bcc_arg, &o->bcc, "--bcc" },
+		{ &o->reply_to_arg, &o->reply_to, "--reply-to" },
+	};
+	size_t i, j;
+
+	/* "" stays the null sender, for --raw (a composed message needs
+	 * a From and says so) */
+	if (o->from != NULL && o->from[0] != '\0') {
+		if (cli_mailbox_parse("--from", o->from, &o->from_buf,
+		    &o->from_name_buf, err) == -1)
+			return -1;
+		o->from = o->from_buf;
+		o->from_name = o->from_name_buf[0] != '\0' ?
+		    o->from_name_buf : NULL;
+	}
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		for (j = 0; j < lists[i].arg->n; j++)
+			if (cli_mailboxes_parse(lists[i].l, lists[i].flag,
+			    lists[i].arg->v[j], err) == -1)
+				return -1;
+	return 0;
+}
+
+/* The first option given that composes a message, or NULL. */
+static const char *
+compose_flag(const struct send_opts *o)
+{
+	return o->subject != NULL ? "--subject" : o->text != NULL ? "--text" :
+	    o->text_file != NULL ? "--text-file" : o->html != NULL ? "--html" :
+	    o->html_file != NULL ? "--html-file" : o->attach.n > 0 ?
+	    "--attach" : o->inl.n > 0 ? "--inline" : o->header.n > 0 ?
+	    "--header" : o->reply_to.n > 0 ? "--reply-to" : NULL;
+}
+
 /* Check every user-given fact; nothing is sent when one is wrong. */
 static int
 check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 {
-	struct { struct strlist *l; const char *flag; } lists[] = {
+	struct { struct cli_mailboxes *l; const char *flag; } lists[] = {
 		{ &o->to, "--to" }, { &o->cc, "--cc" }, { &o->bcc, "--bcc" },
+		{ &o->reply_to, "--reply-to" },
 	};
+	const char *flag;
 	size_t i, j;
 	bool u = false;
 	int sources;
@@ -367,10 +438,12 @@ check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 	}
 	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		for (j = 0; j < lists[i].l->n; j++) {
-			if (sk_addr_check(lists[i].flag, lists[i].l->v[j], &u,
-			    err) == -1)
+			if (sk_addr_check(lists[i].flag, lists[i].l->addr[j],
+			    &u, err) == -1)
 				return -1;
-			*utf8 |= u;
+			/* Reply-To is only a header: no SMTPUTF8 for it */
+			if (lists[i].l != &o->reply_to)
+				*utf8 |= u;
 		}
 	if (o->subject != NULL &&
 	    sk_header_check("--subject", o->subject, err) == -1)
@@ -378,11 +451,22 @@ check_opts(struct send_opts *o, bool *utf8, struct sk_error *err)
 	if (o->text != NULL && o->text_file != NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "send: give --text or --text-file, not both");
-	if (o->raw.n > 0 && (o->text != NULL || o->text_file != NULL ||
-	    o->subject != NULL))
+	if (o->html != NULL && o->html_file != NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
-		    "send: --raw sends ready messages; --subject, --text and "
-		    "--text-file compose one: use one or the other");
+		    "send: give --html or --html-file, not both");
+	if (o->text_file != NULL && o->html_file != NULL &&
+	    strcmp(o->text_file, "-") == 0 && strcmp(o->html_file, "-") == 0)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --text-file - and --html-file -: standard input "
+		    "can give only one of them");
+	if (o->raw.n > 0 && (flag = compose_flag(o)) != NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --raw sends ready messages; %s composes one: use "
+		    "one or the other", flag);
+	if (o->inl.n > 0 && o->html == NULL && o->html_file == NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: --inline needs --html or --html-file (the HTML "
+		    "refers to it as <img src=\"cid:...\">)");
 	sources = (o->pw.file != NULL) + (o->pw.env != NULL) +
 	    (o->pw.cmd != NULL) + (o->password != NULL);
 	if (sources > 1)
@@ -652,60 +736,6 @@ resolve_target(struct send_opts *o, struct send_ctx *x, struct sk_error *err)
 		    x->preset != NULL ? ", preset " : "",
 		    x->preset != NULL ? x->preset->id : "");
 	return 0;
-}
-
-static char *
-read_text_file(const char *path, size_t *len, struct sk_error *err)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-	ssize_t r;
-	int fd;
-
-	if (strcmp(path, "-") == 0)
-		fd = STDIN_FILENO;
-	else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		goto fail;
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		goto fail;
-	}
-	for (;;) {
-		if (n == cap) {
-			char *nb;
-
-			cap = cap != 0 ? cap * 2 : 65536;
-			if (cap > TEXT_FILE_MAX + 1 ||
-			    (nb = realloc(buf, cap)) == NULL) {
-				errno = EFBIG;
-				goto fail;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			goto fail;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (fd != STDIN_FILENO)
-		(void)close(fd);
-	*len = n;
-	if (buf == NULL)
-		buf = strdup("");
-	return buf;
-fail:
-	sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "--text-file %s: %s",
-	    path, strerror(errno));
-	err->sys_errno = errno;
-	if (fd > STDIN_FILENO)
-		(void)close(fd);
-	free(buf);
-	return NULL;
 }
 
 /*
@@ -1059,11 +1089,28 @@ open_session(struct send_opts *o, struct cli_oauth *oa, struct cli_trace *tr,
 	return s;
 }
 
+/*
+ * Every error of the command before the network reads "smtpkit: send:
+ * ...", whichever part of the library or the command found it.
+ */
 static void
-session_failed(struct send_opts *o, const struct sk_error *e)
+send_prefix(struct sk_error *e)
+{
+	char msg[SK_ERROR_MESSAGE_MAX];
+
+	if ((e->stage != SK_STAGE_NONE && e->stage != SK_STAGE_LOCAL) ||
+	    strncmp(e->message, "send: ", 6) == 0)
+		return;
+	(void)snprintf(msg, sizeof(msg), "send: %s", e->message);
+	(void)snprintf(e->message, sizeof(e->message), "%s", msg);
+}
+
+static void
+session_failed(struct send_opts *o, struct sk_error *e)
 {
 	cJSON *j;
 
+	send_prefix(e);
 	cli_print_error(e);
 	print_hint(o->ctx, e);
 	if (o->oauth || e->oauth_error == SK_OAUTH_ERR_NO_CLIENT)
@@ -1076,6 +1123,49 @@ session_failed(struct send_opts *o, const struct sk_error *e)
 	}
 }
 
+/* Each envelope recipient once, in the order given: To, Cc, Bcc. */
+static int
+add_rcpts(struct strlist *rcpts, const struct cli_mailboxes *l)
+{
+	size_t i, j;
+
+	for (i = 0; i < l->n; i++) {
+		for (j = 0; j < rcpts->n; j++)
+			if (strcmp(rcpts->v[j], l->addr[i]) == 0)
+				break;
+		if (j == rcpts->n && strlist_add(rcpts, l->addr[i]) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The message of the flags, composed into a temporary file. */
+static int
+compose_message(const struct send_opts *o, struct sk_source *src,
+    struct sk_error *err)
+{
+	struct cli_compose c;
+
+	memset(&c, 0, sizeof(c));
+	c.from = o->from;
+	c.from_name = o->from_name;
+	c.to = &o->to;
+	c.cc = &o->cc;
+	c.reply_to = &o->reply_to;
+	c.subject = o->subject;
+	c.text = o->text;
+	c.text_file = o->text_file;
+	c.html = o->html;
+	c.html_file = o->html_file;
+	c.attach = o->attach.v;
+	c.nattach = o->attach.n;
+	c.inl = o->inl.v;
+	c.ninl = o->inl.n;
+	c.headers = o->header.v;
+	c.nheaders = o->header.n;
+	return cli_compose(&c, src, err);
+}
+
 int
 cmd_send(int argc, char **argv)
 {
@@ -1083,14 +1173,12 @@ cmd_send(int argc, char **argv)
 	struct send_ctx ctx;
 	struct send_run run;
 	struct sk_session *s = NULL;
-	struct sk_compose comp;
 	struct sk_error err;
 	struct cli_trace tr, otr;
 	struct cli_oauth oa;
 	struct sk_trace otrace = { NULL, NULL };
 	struct strlist rcpts;
-	char *text = NULL, *composed = NULL;
-	size_t text_len = 0, composed_len = 0, i;
+	size_t i;
 	bool utf8;
 	int rc;
 
@@ -1111,19 +1199,14 @@ cmd_send(int argc, char **argv)
 		otrace.fn = cli_trace_fn;
 		otrace.arg = &otr;
 	}
-	if (resolve_target(&o, &ctx, &err) == -1 ||
+	if (parse_addresses(&o, &err) == -1 ||
+	    resolve_target(&o, &ctx, &err) == -1 ||
 	    oauth_prepare(&o, &ctx, &oa, &otrace, &err) == -1 ||
 	    check_opts(&o, &utf8, &err) == -1)
 		goto fail;
-	for (i = 0; i < o.to.n; i++)
-		if (strlist_add(&rcpts, o.to.v[i]) == -1)
-			goto oom;
-	for (i = 0; i < o.cc.n; i++)
-		if (strlist_add(&rcpts, o.cc.v[i]) == -1)
-			goto oom;
-	for (i = 0; i < o.bcc.n; i++)
-		if (strlist_add(&rcpts, o.bcc.v[i]) == -1)
-			goto oom;
+	if (add_rcpts(&rcpts, &o.to) == -1 || add_rcpts(&rcpts, &o.cc) == -1 ||
+	    add_rcpts(&rcpts, &o.bcc) == -1)
+		goto oom;
 
 	/* The messages, all checked before the first connection. */
 	run.o = &o;
@@ -1143,42 +1226,8 @@ cmd_send(int argc, char **argv)
 		for (i = 0; i < o.raw.n; i++)
 			if (open_raw(o.raw.v[i], &run.src[i], &err) == -1)
 				goto fail;
-	} else {
-		if (o.text_file != NULL) {
-			if ((text = read_text_file(o.text_file, &text_len,
-			    &err)) == NULL)
-				goto fail;
-		} else {
-			text = strdup(o.text != NULL ? o.text : "");
-			if (text == NULL)
-				goto oom;
-			text_len = strlen(text);
-		}
-		memset(&comp, 0, sizeof(comp));
-		comp.from = o.from;
-		comp.to = (const char *const *)o.to.v;
-		comp.nto = o.to.n;
-		comp.cc = (const char *const *)o.cc.v;
-		comp.ncc = o.cc.n;
-		comp.subject = o.subject;
-		comp.text = text;
-		comp.text_len = text_len;
-		comp.now = time(NULL);
-		if ((composed = sk_message_compose(&comp, &composed_len,
-		    &err)) == NULL)
-			goto fail;
-		run.src[0].data = composed;
-		run.src[0].len = composed_len;
-		run.src[0].name = "composed";
-		{
-			struct sk_scan scan;
-
-			sk_scan_init(&scan);
-			sk_scan_feed(&scan, composed, composed_len);
-			sk_scan_finish(&scan);
-			run.src[0].env.size = scan.wire_size;
-		}
-	}
+	} else if (compose_message(&o, &run.src[0], &err) == -1)
+		goto fail;
 	if ((s = open_session(&o, &oa, &tr, &err)) == NULL) {
 		session_failed(&o, &err);
 		rc = cli_exit_code(&err);
@@ -1203,8 +1252,6 @@ fail:
 	rc = cli_exit_code(&err);
 out:
 	fflush(stdout);
-	free(text);
-	free(composed);
 	if (run.src != NULL)
 		for (i = 0; i < run.n; i++)
 			if (run.src[i].fd > STDIN_FILENO)
@@ -1215,10 +1262,20 @@ out:
 	free(run.src);
 	free(run.res);
 	strlist_free(&rcpts);
-	strlist_free(&o.to);
-	strlist_free(&o.cc);
-	strlist_free(&o.bcc);
+	strlist_free(&o.to_arg);
+	strlist_free(&o.cc_arg);
+	strlist_free(&o.bcc_arg);
+	strlist_free(&o.reply_to_arg);
+	cli_mailboxes_free(&o.to);
+	cli_mailboxes_free(&o.cc);
+	cli_mailboxes_free(&o.bcc);
+	cli_mailboxes_free(&o.reply_to);
+	free(o.from_buf);
+	free(o.from_name_buf);
 	strlist_free(&o.raw);
+	strlist_free(&o.attach);
+	strlist_free(&o.inl);
+	strlist_free(&o.header);
 	cli_oauth_fini(&oa);
 	sk_config_fini(&ctx.conf);
 	if (ctx.db != NULL)
@@ -1351,11 +1408,9 @@ cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
 	struct send_opts *o = &r->o;
 	size_t i;
 
-	for (i = 0; i < o->to.n; i++)
-		free(o->to.v[i]);
-	o->to.n = 0;
+	cli_mailboxes_clear(&o->to);
 	for (i = 0; i < n; i++)
-		if (strlist_add(&o->to, rcpts[i]) == -1)
+		if (cli_mailboxes_add(&o->to, rcpts[i], NULL) == -1)
 			goto oom;
 	if (check_opts(o, utf8, err) == -1)
 		return NULL;
@@ -1380,7 +1435,7 @@ cli_route_free(struct cli_route *r)
 {
 	if (r == NULL)
 		return;
-	strlist_free(&r->o.to);
+	cli_mailboxes_free(&r->o.to);
 	cli_oauth_fini(&r->oa);
 	sk_config_fini(&r->ctx.conf);
 	if (r->ctx.db != NULL)
