@@ -759,12 +759,171 @@ body_build(struct comp *c)
 	return body;
 }
 
-static void
-add_mailboxes(GMimeMessage *msg, GMimeAddressType type,
+/*
+ * Text that holds "=?" could be taken for an encoded word: RFC 2047 §6.1
+ * readers decode whatever looks like one, so "=?utf-8?q?Bank?=" typed by
+ * a user would be shown as "Bank".  GMime writes ASCII text as it is, so
+ * such text goes out as encoded words of its own (sk_rfc2047_encode
+ * encodes all of a value that holds "=?").
+ */
+static bool
+looks_encoded(const char *s)
+{
+	return s != NULL && strstr(s, "=?") != NULL;
+}
+
+/*
+ * Append to out (at *len, NUL-terminated, cap octets) the encoded words
+ * for text, lead octets into its line, folds as "\n " (GMime writes the
+ * line ends of the format options).  Returns -1 if cap is too small.
+ */
+static int
+words_append(char *out, size_t cap, size_t *len, const char *text,
+    size_t lead)
+{
+	char *p = out + *len, *w = p;
+	size_t n, i;
+
+	if ((n = sk_rfc2047_encode(text, lead, p, cap - *len)) == (size_t)-1)
+		return -1;
+	/* CRLF SP to LF SP, in place. */
+	for (i = 0; i < n; i++)
+		if (p[i] != '\r')
+			*w++ = p[i];
+	*w = '\0';
+	*len += (size_t)(w - p);
+	return 0;
+}
+
+/* The octets encoded words for text may take, folds included. */
+static size_t
+words_cap(const char *text)
+{
+	size_t n = strlen(text);
+
+	/* Base64 is 4/3; each word of at most 75 octets has 12 of
+	 * "=?UTF-8?B??=" and a fold of 3. */
+	return n / 3 * 4 + 4 + (n / 40 + 2) * 16 + 1;
+}
+
+/*
+ * Set the raw value of a message header that holds text with a lookalike
+ * encoded word, h being the header written with the plain text.
+ */
+static int
+header_raw_words(struct comp *c, GMimeHeader *h, const char *name,
+    const char *text)
+{
+	size_t cap = words_cap(text) + 3, len = 1;
+	char *raw;
+	int rc = 0;
+
+	if ((raw = malloc(cap)) == NULL)
+		return sys_fail(c, ENOMEM, "out of memory");
+	raw[0] = ' ';
+	raw[1] = '\0';
+	if (words_append(raw, cap - 1, &len, text, strlen(name) + 2) == -1)
+		rc = fail(c, SK_ERR_USAGE, "the %s header is too long", name);
+	else {
+		raw[len++] = '\n';
+		raw[len] = '\0';
+		g_mime_header_set_raw_value(h, raw);
+	}
+	free(raw);
+	return rc;
+}
+
+static const char *
+address_field(GMimeAddressType type)
+{
+	switch (type) {
+	case GMIME_ADDRESS_TYPE_FROM:
+		return "From";
+	case GMIME_ADDRESS_TYPE_TO:
+		return "To";
+	case GMIME_ADDRESS_TYPE_CC:
+		return "Cc";
+	case GMIME_ADDRESS_TYPE_REPLY_TO:
+		return "Reply-To";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Write name as an RFC 5322 §3.2.4 quoted-string at out (room for twice
+ * its length and 3 more); returns the octets written, NUL not counted.
+ */
+static size_t
+quoted_append(char *out, const char *name)
+{
+	size_t n = 0;
+
+	out[n++] = '"';
+	for (; *name != '\0'; name++) {
+		if (*name == '"' || *name == '\\')
+			out[n++] = '\\';
+		out[n++] = *name;
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+	return n;
+}
+
+/*
+ * An address field with a display name that holds "=?", written by hand:
+ * GMime would write that name as an atom, which readers decode.  One
+ * mailbox a line: "words <addr>,\n words <addr>\n".
+ */
+static int
+mailboxes_raw(struct comp *c, GMimeMessage *msg, const char *name,
+    const struct sk_mime_addr *list, size_t n)
+{
+	GMimeHeader *h;
+	size_t cap = 2, len = 0, i, lead;
+	char *raw;
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		cap += words_cap(list[i].name != NULL ? list[i].name : "") +
+		    (list[i].name != NULL ? 2 * strlen(list[i].name) : 0) +
+		    strlen(list[i].addr) + 8;
+	if ((raw = malloc(cap)) == NULL)
+		return sys_fail(c, ENOMEM, "out of memory");
+	raw[0] = '\0';
+	for (i = 0; i < n && rc == 0; i++) {
+		lead = i == 0 ? strlen(name) + 2 : 1;
+		raw[len++] = ' ';
+		raw[len] = '\0';
+		if (list[i].name != NULL && list[i].name[0] != '\0') {
+			if (g_str_is_ascii(list[i].name) &&
+			    !looks_encoded(list[i].name))
+				len += quoted_append(raw + len, list[i].name);
+			else if (words_append(raw, cap, &len, list[i].name,
+			    lead) == -1) {
+				rc = fail(c, SK_ERR_USAGE, "the %s header is "
+				    "too long", name);
+				break;
+			}
+			raw[len++] = ' ';
+		}
+		len += (size_t)snprintf(raw + len, cap - len, "<%s>%s",
+		    list[i].addr, i + 1 < n ? ",\n" : "\n");
+	}
+	if (rc == 0 && (h = g_mime_header_list_get_header(
+	    g_mime_object_get_header_list(GMIME_OBJECT(msg)), name)) != NULL)
+		g_mime_header_set_raw_value(h, raw);
+	free(raw);
+	return rc;
+}
+
+static int
+add_mailboxes(struct comp *c, GMimeMessage *msg, GMimeAddressType type,
     const struct sk_mime_addr *list, size_t n)
 {
 	InternetAddressList *l = g_mime_message_get_addresses(msg, type);
 	InternetAddress *ia;
+	bool lookalike = false;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -774,7 +933,11 @@ add_mailboxes(GMimeMessage *msg, GMimeAddressType type,
 		internet_address_set_charset(ia, "utf-8");
 		internet_address_list_add(l, ia);
 		g_object_unref(ia);
+		lookalike = lookalike || looks_encoded(list[i].name);
 	}
+	if (lookalike)
+		return mailboxes_raw(c, msg, address_field(type), list, n);
+	return 0;
 }
 
 /* Names in UTF-8 encoded words, members of groups included. */
@@ -816,6 +979,8 @@ message_build(struct comp *c, GMimeMessage **out)
 	GMimeMessage *msg;
 	char date[64], id[512];
 	const char *domain;
+	GMimeHeaderList *hl;
+	const char *subject;
 	gchar *ascii = NULL;
 	size_t n;
 
@@ -848,12 +1013,16 @@ message_build(struct comp *c, GMimeMessage **out)
 	/* The order people expect: originator, recipients, subject, date,
 	 * identification (RFC 5322 §3.6 does not impose one). */
 	msg = g_mime_message_new(FALSE);
-	add_mailboxes(msg, GMIME_ADDRESS_TYPE_FROM, &m->from, 1);
+	hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	if (add_mailboxes(c, msg, GMIME_ADDRESS_TYPE_FROM, &m->from, 1) == -1)
+		goto fail;
 	if (c->own[OWN_TO] != NULL)
 		set_own(msg, c->own[OWN_TO], "To", GMIME_ADDRESS_TYPE_TO);
-	else if (m->nto > 0)
-		add_mailboxes(msg, GMIME_ADDRESS_TYPE_TO, m->to, m->nto);
-	else if (m->ncc == 0 && c->own[OWN_CC] == NULL) {
+	else if (m->nto > 0) {
+		if (add_mailboxes(c, msg, GMIME_ADDRESS_TYPE_TO, m->to,
+		    m->nto) == -1)
+			goto fail;
+	} else if (m->ncc == 0 && c->own[OWN_CC] == NULL) {
 		/* RFC 5322 §A.1.3: every recipient is hidden. */
 		g_mime_object_set_header(GMIME_OBJECT(msg), "To",
 		    "undisclosed-recipients:;", NULL);
@@ -863,19 +1032,26 @@ message_build(struct comp *c, GMimeMessage **out)
 	}
 	if (c->own[OWN_CC] != NULL)
 		set_own(msg, c->own[OWN_CC], "Cc", GMIME_ADDRESS_TYPE_CC);
-	else
-		add_mailboxes(msg, GMIME_ADDRESS_TYPE_CC, m->cc, m->ncc);
+	else if (add_mailboxes(c, msg, GMIME_ADDRESS_TYPE_CC, m->cc,
+	    m->ncc) == -1)
+		goto fail;
 	if (c->own[OWN_REPLY_TO] != NULL)
 		set_own(msg, c->own[OWN_REPLY_TO], "Reply-To",
 		    GMIME_ADDRESS_TYPE_REPLY_TO);
-	else
-		add_mailboxes(msg, GMIME_ADDRESS_TYPE_REPLY_TO, m->reply_to,
-		    m->nreply_to);
+	else if (add_mailboxes(c, msg, GMIME_ADDRESS_TYPE_REPLY_TO,
+	    m->reply_to, m->nreply_to) == -1)
+		goto fail;
 	/* Unstructured text: RFC 2047 encoded words when not ASCII. */
 	if (c->own[OWN_SUBJECT] != NULL)
 		set_own(msg, c->own[OWN_SUBJECT], "Subject", -1);
 	else if (m->subject != NULL)
 		g_mime_message_set_subject(msg, m->subject, "utf-8");
+	subject = c->own[OWN_SUBJECT] != NULL ? c->own[OWN_SUBJECT]->value :
+	    m->subject;
+	if (looks_encoded(subject) && header_raw_words(c,
+	    g_mime_header_list_get_header(hl, "Subject"), "Subject",
+	    subject) == -1)
+		goto fail;
 	if (c->own[OWN_DATE] != NULL)
 		set_own(msg, c->own[OWN_DATE], "Date", -1);
 	else
@@ -900,9 +1076,17 @@ message_build(struct comp *c, GMimeMessage **out)
 		g_mime_object_append_header(GMIME_OBJECT(msg),
 		    m->headers[n].name, m->headers[n].value != NULL ?
 		    m->headers[n].value : "", "utf-8");
+		if (looks_encoded(m->headers[n].value) && header_raw_words(c,
+		    g_mime_header_list_get_header_at(hl,
+		    g_mime_header_list_get_count(hl) - 1), m->headers[n].name,
+		    m->headers[n].value) == -1)
+			goto fail;
 	}
 	*out = msg;
 	return 0;
+fail:
+	g_object_unref(msg);
+	return -1;
 }
 
 /* The fields that hold the addresses given (check_mailbox). */

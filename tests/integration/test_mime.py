@@ -9,8 +9,11 @@ Composition errors must happen before any connection: those tests count
 the server's connections.
 """
 
+import base64
+import binascii
 import hashlib
 import os
+import quopri
 import random
 import re
 import struct
@@ -95,6 +98,26 @@ def leaves(msg):
     return [p for p in msg.walk() if not p.is_multipart()]
 
 
+ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def check_encoded_words(t, head):
+    """RFC 2047 §2 and §5: an encoded word is at most 75 characters and holds
+    whole characters (a reader may decode each one on its own)."""
+    for m in ENCODED_WORD.finditer(head):
+        word = m.group(0).decode()
+        t.check(len(word) <= 75, f"encoded word of {len(word)} characters (> 75): {word}")
+        charset, enc, text = m.groups()
+        try:
+            if enc in b"bB":
+                octets = base64.b64decode(text, validate=True)
+            else:
+                octets = quopri.decodestring(text.replace(b"_", b" "), header=True)
+            octets.decode(charset.decode())
+        except (binascii.Error, LookupError, UnicodeDecodeError) as e:
+            t.fail(f"encoded word {word} does not decode on its own ({e})")
+
+
 def check_mime_wire(t, m, *, bcc=(), mail_from=FROM):
     """What every composed message must be on the wire; returns it parsed."""
     content = m.content
@@ -109,6 +132,7 @@ def check_mime_wire(t, m, *, bcc=(), mail_from=FROM):
     t.check(m.mail_from == mail_from, f"MAIL FROM was {m.mail_from!r}, expected {mail_from}")
     head, sep, _ = content.partition(b"\r\n\r\n")
     t.check(sep, "no empty line between header and body")
+    check_encoded_words(t, head)
     for a in bcc:
         t.check(a.lower().encode() not in content.lower(),
                 f"the Bcc address {a} appears in the message")
@@ -176,6 +200,7 @@ def check_attachment(t, part, data, *, name=None, ctype=None, what="attachment",
 
 TEXT = ("Grüße, Zoë!\n\nPlain part: äöü ß — 北京 ✓ 📬\n"
         "trailing spaces stay   \n\ttab at start\n.\n..two dots\nFrom the start\n"
+        "a bare CR: 10%\r20%\r30%\n"
         + "long line " + "é" * 1200 + " end\n"
         + "=3D is not an escape; =?utf-8?q?nor_this?=\n" + "x" * 1000 + "\nlast\n")
 HTML = ("<!DOCTYPE html>\n<html><body><p>Grüße, <b>世界</b> — ✓</p>\n"
@@ -188,7 +213,8 @@ def mime_text_and_html_alternative(t):
     with text/plain then text/html, both utf-8, both decoding to exactly what
     was given."""
     srv = AioServer(t)
-    subject = "Both parts — Grüße ✓"
+    subject = ("Both parts — Grüße ✓ and a subject long enough to be folded into "
+               "several encoded words: ünïcödé 日本語のテキスト ✓✓✓ Привет, мир!")
     r = send(t, srv, "--subject", subject, "--text", TEXT, "--html", HTML)
     t.expect_rc(r, 0)
     tf = t.file("body.txt", TEXT)
@@ -212,19 +238,29 @@ def mime_text_and_html_alternative(t):
 
 @test()
 def mime_html_only(t):
-    """--html alone: a single text/html body, utf-8, exact."""
+    """--html alone: a single text/html body, utf-8, exact; ASCII lines of
+    998 and 999 octets (7bit allows the first, not the second)."""
     srv = AioServer(t)
     r = send(t, srv, "--subject", "html only", "--html", HTML)
     t.expect_rc(r, 0)
-    msg = check_mime_wire(t, received(t, srv)[0])
+    ascii_html = [f"<p>{'a' * 991}</p>\n<p>{'b' * (991 + k)}</p>\n" for k in (0, 1)]
+    for h in ascii_html:
+        r = send(t, srv, "--html", h)
+        t.expect_rc(r, 0)
+    msgs = received(t, srv, 3)
+    msg = check_mime_wire(t, msgs[0])
     t.check(not msg.is_multipart(), f"html only became {msg.get_content_type()}")
     check_text_part(t, msg, "text/html", HTML, "the html body")
+    for m, h in zip(msgs[1:], ascii_html):
+        check_text_part(t, check_mime_wire(t, m), "text/html", h,
+                        f"html with a {len(h.splitlines()[-1])}-octet line")
 
 
 # ---------------------------------------------------------------------------
 # attachments
 
 UNICODE_NAME = "报告 2026 – überblick.pdf"
+LONG_NAME = "Ünïcödé 報告 " * 25 + "— final (v2).txt"   # RFC 2231 continuations
 
 
 @test()
@@ -244,6 +280,7 @@ def mime_attach_roundtrip(t):
         (t.file(UNICODE_NAME, pdf), pdf, UNICODE_NAME, None),
         (t.file("blob.raw", other) + ";type=application/pdf;name=x.pdf", other, "x.pdf",
          "application/pdf"),
+        (t.file("long.txt", lf_text) + ";name=" + LONG_NAME, lf_text, LONG_NAME, None),
     ]
     args = ["--subject", "attachments", "--text", "see the attachments\n"]
     for spec, _, _, _ in files:
@@ -391,7 +428,8 @@ def mime_display_names(t):
     frm = "Zoë Example <from@example.com>"
     r = send(t, srv, "--subject", "names", "--text", "hi\n", frm=frm,
              to=['"Doe, John" <john@example.com>, Ann <ann@example.net>',
-                 "plain@example.org"])
+                 "plain@example.org",
+                 '"Müller, Jörg" <joerg@example.de>, "Bob \\"The Builder\\"" <bob@example.com>'])
     t.expect_rc(r, 0)
     r2 = send(t, srv, "--subject", "names", "--text", "hi\n",
               "--cc", 'Team: x@example.com, "Ünïcode Name" <y@example.com>;',
@@ -401,7 +439,8 @@ def mime_display_names(t):
     m1, m2 = received(t, srv, 2)
 
     msg = check_mime_wire(t, m1, mail_from="from@example.com")
-    t.check(sorted(m1.rcpt_tos) == ["ann@example.net", "john@example.com",
+    t.check(sorted(m1.rcpt_tos) == ["ann@example.net", "bob@example.com",
+                                    "joerg@example.de", "john@example.com",
                                     "plain@example.org"],
             f"RCPT TO was {m1.rcpt_tos}")
     f = msg["From"].addresses
@@ -412,7 +451,8 @@ def mime_display_names(t):
             f"the non-ASCII display name is not RFC 2047 encoded: From: {fraw!r}")
     to = [(a.display_name, a.addr_spec) for a in msg["To"].addresses]
     t.check(to == [("Doe, John", "john@example.com"), ("Ann", "ann@example.net"),
-                   ("", "plain@example.org")],
+                   ("", "plain@example.org"), ("Müller, Jörg", "joerg@example.de"),
+                   ('Bob "The Builder"', "bob@example.com")],
             f"To decodes to {to} (raw {raw_header(msg, 'To')!r})")
 
     msg = check_mime_wire(t, m2, mail_from="from@example.com",
@@ -428,6 +468,38 @@ def mime_display_names(t):
             f"the non-ASCII Cc name is not RFC 2047 encoded: {raw_header(msg, 'Cc')!r}")
 
 
+LONG_VALUE = " ".join(f"word{i}" for i in range(250))
+
+
+@test()
+def mime_encoded_word_lookalikes(t):
+    """ASCII text that looks like an RFC 2047 encoded word, in --subject, a
+    quoted display name and a --header value, must reach the reader as
+    typed: a reader decodes every encoded word in unstructured text and
+    phrases, so the composer has to encode such text itself."""
+    srv = AioServer(t)
+    subject = "Literal =?utf-8?q?not_encoded?= text"
+    note = "=?utf-8?b?aGVsbG8=?="
+    r = send(t, srv, "--subject", subject, "--text", "x\n", "--header", f"X-Note: {note}",
+             to=['"=?utf-8?q?Evil?=" <b@example.com>'])
+    t.expect_rc(r, 0)
+    m = received(t, srv)[0]
+    msg = check_mime_wire(t, m)
+    t.check(m.rcpt_tos == ["b@example.com"], f"RCPT TO was {m.rcpt_tos}")
+    wrong = []
+    if str(msg["Subject"]) != subject:
+        wrong.append(f"--subject {subject!r} reads as {str(msg['Subject'])!r} "
+                     f"(on the wire: {raw_header(msg, 'Subject')!r})")
+    names = [a.display_name for a in msg["To"].addresses]
+    if names != ["=?utf-8?q?Evil?="]:
+        wrong.append(f"the display name \"=?utf-8?q?Evil?=\" reads as {names} "
+                     f"(on the wire: To: {raw_header(msg, 'To')!r})")
+    if str(msg["X-Note"]) != note:
+        wrong.append(f"--header 'X-Note: {note}' reads as {str(msg['X-Note'])!r} "
+                     f"(on the wire: {raw_header(msg, 'X-Note')!r})")
+    t.check(not wrong, "; ".join(wrong))
+
+
 @test()
 def mime_reply_to_and_headers(t):
     """--reply-to; --header adds X-Campaign and a non-ASCII header (RFC 2047);
@@ -441,9 +513,13 @@ def mime_reply_to_and_headers(t):
              "--header", "X-Note: Grüße aus Köln",
              "--header", "Subject: override",
              "--header", f"Date: {date}",
-             "--header", "Message-ID: <custom.1@example.org>")
+             "--header", "Message-ID: <custom.1@example.org>",
+             "--header", "X-Long: " + LONG_VALUE)
     t.expect_rc(r, 0)
-    m = received(t, srv)[0]
+    r = send(t, srv, "--text", "undisclosed\n", "--header", "To: undisclosed-recipients:;",
+             to=("one@example.com", "two@example.net"))
+    t.expect_rc(r, 0)
+    m, m2 = received(t, srv, 2)
     msg = check_mime_wire(t, m)
     rt = [(a.display_name, a.addr_spec) for a in msg["Reply-To"].addresses]
     t.check(rt == [("Support", "support@example.com"), ("Help, Desk", "help@example.net"),
@@ -459,6 +535,19 @@ def mime_reply_to_and_headers(t):
     mids = [str(s).strip() for s in msg.get_all("Message-ID", [])]
     t.check(mids == ["<custom.1@example.org>"], f"Message-ID headers: {mids}")
     t.check(decoded_text(msg) == "body\n", f"body {decoded_text(msg)!r}")
+    t.check([str(v) for v in msg.get_all("X-Long", [])] == [LONG_VALUE],
+            f"the 1500-octet X-Long header does not unfold to what was given: "
+            f"{msg.get_all('X-Long')}")
+
+    msg = check_mime_wire(t, m2)
+    t.check(sorted(m2.rcpt_tos) == ["one@example.com", "two@example.net"],
+            f"--header To changed the envelope: {m2.rcpt_tos}")
+    tos = msg.get_all("To", [])
+    t.check(len(tos) == 1 and not tos[0].addresses and
+            [g.display_name for g in tos[0].groups] == ["undisclosed-recipients"],
+            f"--header 'To: undisclosed-recipients:;' gave To headers {[str(x) for x in tos]}")
+    t.check(b"one@example.com" not in m2.content and b"two@example.net" not in m2.content,
+            "the --to addresses are in the message although --header To replaced them")
 
 
 @test()
@@ -526,6 +615,8 @@ def mime_file_errors(t):
         r = send(t, srv, "--text", "x\n", "--attach", locked)
         t.expect_rc(r, EX_NOINPUT)
         t.check(locked in r.err, f"stderr does not name {locked}: {r.err!r}")
+    else:
+        t.note("unreadable-file case not checked as root")
 
     latin1 = t.file("latin1.txt", "Gr\xfc\xdfe aus K\xf6ln\n".encode("latin-1"))
     r = send(t, srv, "--text-file", latin1)
