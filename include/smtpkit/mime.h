@@ -71,7 +71,7 @@ struct sk_mime {
 	/*
 	 * Extra headers, in order.  One named like a header smtpkit writes
 	 * (Subject, To, Cc, Reply-To, Date, Message-ID) replaces it; From,
-	 * Bcc, MIME-Version and Content-* are refused (SK_ERR_USAGE).
+	 * Bcc, Resent-Bcc, MIME-Version and Content-* are refused (SK_ERR_USAGE).
 	 */
 	const struct sk_mime_header *headers;
 	size_t nheaders;

@@ -263,7 +263,9 @@ check_headers(struct comp *c)
 		why = NULL;
 		if (g_ascii_strcasecmp(h->name, "From") == 0)
 			why = "use --from";
-		else if (g_ascii_strcasecmp(h->name, "Bcc") == 0)
+		else if (g_ascii_strcasecmp(h->name, "Bcc") == 0 ||
+		    g_ascii_strcasecmp(h->name, "Resent-Bcc") == 0)
+			/* Blind copies are envelope recipients only. */
 			why = "use --bcc";
 		else if (g_ascii_strcasecmp(h->name, "MIME-Version") == 0)
 			why = "smtpkit writes MIME-Version itself";

@@ -555,7 +555,8 @@ def mime_header_refused(t):
     """--header for From, Bcc, MIME-Version, Content-*; CR/LF injection; a
     line that is no header: exit 64, before any connection."""
     srv = AioServer(t)
-    bad = ["Bcc: x@example.com", "bcc: x@example.com", "From: Evil <evil@example.com>",
+    bad = ["Bcc: x@example.com", "bcc: x@example.com", "Resent-Bcc: x@example.com",
+           "From: Evil <evil@example.com>",
            "Content-Type: text/plain", "content-transfer-encoding: 8bit",
            "MIME-Version: 1.0", "X-A: b\r\nBcc: evil@example.com",
            "X-A: b\nBcc: evil@example.com", "X-A: b\rBcc: evil@example.com",
