@@ -87,6 +87,7 @@ struct send_opts {
 	const char *ca_file;
 	bool insecure;
 	int verbose;
+	bool route;		/* sendmail's: its notes say "sendmail:" only */
 	bool json;
 };
 
@@ -186,6 +187,19 @@ send_usage(FILE *f)
 	    "Port 465 means TLS from the first byte; any other port requires STARTTLS\n"
 	    "unless --tls says otherwise.  Without --port: the preset's recommended port,\n"
 	    "else 587 (465 with --tls implicit).\n");
+}
+
+/* A -v note on standard error: "smtpkit: send: ...", "sendmail: ...". */
+static void __attribute__((format(printf, 2, 3)))
+note(const struct send_opts *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: %s", cli_progname, o->route ? "" : "send: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }
 
 static int
@@ -673,8 +687,7 @@ resolve_target(struct send_opts *o, struct send_ctx *x, struct sk_error *err)
 		if (apply_account(o, x, a, err) == -1)
 			return -1;
 		if (o->verbose > 0)
-			fprintf(stderr, "%s: send: account %s (%s)\n",
-			    cli_progname, a->name, a->origin);
+			note(o, "account %s (%s)", a->name, a->origin);
 	}
 
 	/* The preset stays in effect when --host or --port overrides it:
@@ -700,9 +713,8 @@ resolve_target(struct send_opts *o, struct send_ctx *x, struct sk_error *err)
 	    (x->preset = sk_providers_by_domain(x->db, o->from)) != NULL) {
 		x->region = sk_provider_region_by_domain(x->preset, o->from);
 		if (o->verbose > 0)
-			fprintf(stderr, "%s: send: provider %s, from the "
-			    "domain of %s\n", cli_progname, x->preset->id,
-			    o->from);
+			note(o, "provider %s, from the domain of %s",
+			    x->preset->id, o->from);
 	}
 	if (x->preset != NULL) {
 		if (o->host == NULL)
@@ -730,8 +742,7 @@ resolve_target(struct send_opts *o, struct send_ctx *x, struct sk_error *err)
 	if (o->timeout_s == 0)
 		o->timeout_s = 30;
 	if (o->verbose > 0 && (a != NULL || x->preset != NULL))
-		fprintf(stderr, "%s: send: %s port %u, TLS %s%s%s\n",
-		    cli_progname, o->host, o->port,
+		note(o, "%s port %u, TLS %s%s%s", o->host, o->port,
 		    sk_tls_mode_name(o->tls_mode),
 		    x->preset != NULL ? ", preset " : "",
 		    x->preset != NULL ? x->preset->id : "");
@@ -1013,9 +1024,8 @@ oauth_secret(struct send_opts *o, struct cli_oauth *oa, const char *rejected,
 		    "out of memory");
 	if (o->verbose > 0) {
 		cli_oauth_expiry(oa->token.expires_at, when, sizeof(when));
-		fprintf(stderr, "%s: send: OAuth2 token of account %s%s, %s\n",
-		    cli_progname, o->acct->name, oa->refreshed ?
-		    " (refreshed)" : "", when);
+		note(o, "OAuth2 token of account %s%s, %s", o->acct->name,
+		    oa->refreshed ? " (refreshed)" : "", when);
 	}
 	return 0;
 }
@@ -1074,9 +1084,8 @@ open_session(struct send_opts *o, struct cli_oauth *oa, struct cli_trace *tr,
 	if (s == NULL && o->oauth && !oa->refreshed &&
 	    sk_oauth_token_refused(err)) {
 		if (o->verbose > 0)
-			fprintf(stderr, "%s: send: the server refused the "
-			    "OAuth2 token; renewing it and trying once more\n",
-			    cli_progname);
+			note(o, "the server refused the OAuth2 token; "
+			    "renewing it and trying once more");
 		old = secret;
 		secret = NULL;
 		if (oauth_secret(o, oa, old, &secret, err) == 0) {
@@ -1310,6 +1319,7 @@ cli_route_new(const struct cli_route_req *req, struct sk_error *err)
 		return NULL;
 	}
 	r->o.ctx = &r->ctx;
+	r->o.route = true;
 	r->o.config = req->config;
 	r->o.verbose = req->verbose;
 	r->o.from = req->from;

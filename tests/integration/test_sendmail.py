@@ -163,6 +163,26 @@ def sendmail_cron_style(t):
 
 
 @test()
+def sendmail_verbose_notes(t):
+    """-v: the account, the server and the transcript on standard error,
+    every note of sendmail's own under "sendmail:" alone (nothing is said
+    in the name of smtpkit's send command)."""
+    srv = _server(t)
+    r = sendmail(t, "-v", "root@example.com", stdin="verbose\n")
+    t.expect_rc(r, 0)
+    notes = [ln for ln in r.err.splitlines() if not ln.startswith("[")]
+    t.check(any(ln.startswith("sendmail: account main ") for ln in notes),
+            f"no note naming the account: {r.err!r}")
+    t.check(any(ln.startswith(f"sendmail: {HOST} port {srv.port}") for ln in notes),
+            f"no note naming the server: {r.err!r}")
+    t.check(any("-> RCPT TO:<root@example.com>" in ln for ln in r.err.splitlines()),
+            f"no transcript: {r.err!r}")
+    bad = [ln for ln in notes if not ln.startswith("sendmail: ") or "send:" in ln]
+    t.check(not bad, f"notes not in sendmail's name: {bad}")
+    _one(t, srv)
+
+
+@test()
 def sendmail_t_address_lists(t):
     """-t: display names, quoted strings, comments, a group, folded To and
     Cc, and Bcc; recipients on the command line are added (Postfix, msmtp);
