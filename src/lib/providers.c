@@ -317,9 +317,11 @@ sk_oauth_endpoint_ok(const char *url)
 	}
 	if (https)
 		return true;
+	/* RFC 3986 §3.2.2: brackets hold an IPv6 address, and only they. */
+	if (*a == '[')
+		return hl == 3 && memcmp(host, "::1", 3) == 0;
 	return (hl == 9 && memcmp(host, "127.0.0.1", 9) == 0) ||
-	    (hl == 9 && prov_caseeq_n(host, "localhost", 9)) ||
-	    (hl == 3 && memcmp(host, "::1", 3) == 0);
+	    (hl == 9 && prov_caseeq_n(host, "localhost", 9));
 }
 
 /* ---- growable arrays ---- */

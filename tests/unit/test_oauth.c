@@ -619,6 +619,9 @@ test_endpoint_ok(void **state)
 		"https://exa mple.com/",
 		"https://example.com/\n",
 		"http://[::2]/",
+		"http://[127.0.0.1]/",	/* brackets hold IPv6 only */
+		"http://[localhost]:80/",
+		"http://::1/",
 		"file:///etc/passwd",
 		"",
 	};
