@@ -11,7 +11,9 @@
  * engine sends MAIL, RCPT and DATA pipelined when the server offers
  * PIPELINING (RFC 2920), at most pipeline_max commands in flight, and puts
  * the next message's commands right behind the previous message's final
- * dot.  Each recipient and each message gets its own result.
+ * dot.  Each recipient and each message gets its own result.  A message
+ * may also only check its envelope (sk_envelope.no_data): MAIL and RCPT,
+ * then RSET where DATA would be, and a result that says so.
  */
 #ifndef SMTPKIT_CLIENT_H
 #define SMTPKIT_CLIENT_H
@@ -97,6 +99,9 @@ struct sk_envelope {
 	enum sk_dsn_ret dsn_ret;	/* RET= on MAIL */
 	const char *dsn_envid;		/* ENVID= on MAIL (xtext-encoded by the
 					   engine), NULL: none */
+	bool no_data;			/* MAIL and RCPT only, then RSET: checks
+					   the envelope, sends nothing (see
+					   sk_client_submit) */
 };
 
 /*
@@ -138,11 +143,29 @@ enum sk_event_type {
 
 const char *sk_event_name(enum sk_event_type t);
 
+/*
+ * What became of a message (SK_EV_MESSAGE).  Only SENT means the server
+ * took the message for delivery: a CHECKED envelope was accepted and then
+ * reset, and nothing of it will ever be delivered.
+ */
+enum sk_msg_result {
+	SK_MSG_FAILED = 0,	/* refused or never sent: detail says why */
+	SK_MSG_SENT,		/* accepted for delivery (the final dot) */
+	SK_MSG_CHECKED,		/* no_data: the envelope was accepted and
+				   reset; no DATA was sent */
+	SK_MSG__COUNT
+};
+
+/* "failed", "sent", "checked". */
+const char *sk_msg_result_name(enum sk_msg_result r);
+
 struct sk_event {
 	enum sk_event_type type;
 	size_t msg;		/* message index, in order of submission from 0 */
 	size_t rcpt;		/* recipient index in the message */
-	bool ok;		/* RCPT accepted; MESSAGE accepted by the server */
+	bool ok;		/* RCPT accepted; MESSAGE accepted by the server
+				   (for delivery only when result is SENT) */
+	enum sk_msg_result result;	/* MESSAGE: sent, checked or failed */
 	size_t accepted;	/* MESSAGE: recipients accepted */
 	/*
 	 * The reply or the failure.  For an ok event: kind SK_ERR_NONE with the
@@ -197,11 +220,24 @@ enum sk_stage sk_client_stage(const struct sk_client *c);
 
 /*
  * Queue a message.  Envelope strings are copied.  Returns the message
- * index, or -1 with err (SK_ERR_USAGE: no recipient, or a DSN envelope id
- * that is longer than SK_DSN_ENVID_MAX or not printable ASCII;
- * SK_ERR_LOCAL: out of memory; SK_ERR_POLICY: the session already ended).  A message the server
- * cannot take (SIZE too large, 8BITMIME or SMTPUTF8 missing) is reported
- * failed through SK_EV_MESSAGE without being sent.
+ * index, or -1 with err (SK_ERR_USAGE: no recipient without no_data, or a
+ * DSN envelope id that is longer than SK_DSN_ENVID_MAX or not printable
+ * ASCII; SK_ERR_LOCAL: out of memory; SK_ERR_POLICY: the session already
+ * ended).  A message the server cannot take (SIZE too large, 8BITMIME or
+ * SMTPUTF8 missing) is reported failed through SK_EV_MESSAGE without
+ * being sent.
+ *
+ * With env->no_data the transaction only checks the envelope: MAIL and the
+ * RCPTs go out exactly as for a message (same parameters, pipelined when
+ * offered, an SK_EV_RCPT for each recipient; unpipelined, a refused MAIL
+ * stops the RCPTs), then RSET instead of DATA (RFC 5321 §4.1.1.5), however
+ * MAIL and RCPT were answered; no SK_EV_BODY comes.  nrcpts may be 0: the
+ * sender alone is checked.  Its SK_EV_MESSAGE comes once MAIL and the
+ * RCPTs are answered: result SK_MSG_CHECKED when the sender and at least
+ * one recipient were accepted (ok; detail: the last positive reply), else
+ * SK_MSG_FAILED as for a message.  The reply to that RSET is the
+ * session's, as for the RSET before a MAIL: refused, it fails the session
+ * (SK_EV_ERROR); a 421 ends it, as anywhere.
  */
 long sk_client_submit(struct sk_client *c, const struct sk_envelope *env,
     struct sk_error *err);

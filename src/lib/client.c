@@ -65,6 +65,7 @@ enum msg_state {
 	MS_WAIT_DATA,	/* DATA sent, waiting for 354 */
 	MS_BODY,	/* the driver streams the body */
 	MS_DOT,		/* final dot sent */
+	MS_RSET,	/* no_data: RSET sent in place of DATA */
 	MS_DONE
 };
 
@@ -79,6 +80,7 @@ struct msg {
 	unsigned dsn_notify;
 	enum sk_dsn_ret dsn_ret;
 	char *dsn_envid;	/* xtext-encoded, NULL: none */
+	bool no_data;		/* envelope only: RSET instead of DATA */
 
 	bool mail_sent;
 	bool emitted;		/* every command it will get has been sent */
@@ -88,9 +90,11 @@ struct msg {
 	bool mail_ok;
 	size_t rcpt_replied;
 	size_t rcpt_ok;
-	bool txn_closed;	/* the final dot was answered */
+	bool txn_closed;	/* the final dot was answered (no_data: RSET
+				   was sent) */
 	struct sk_error *fail;	/* first failure, NULL while none */
-	struct sk_error *ok;	/* the final positive reply */
+	struct sk_error *ok;	/* the final positive reply (no_data: the
+				   last one to MAIL or RCPT) */
 };
 
 struct outbuf {
@@ -165,6 +169,12 @@ static const char *const event_names[SK_EV__COUNT] = {
 	[SK_EV_ERROR] = "error",
 };
 
+static const char *const msg_result_names[SK_MSG__COUNT] = {
+	[SK_MSG_FAILED] = "failed",
+	[SK_MSG_SENT] = "sent",
+	[SK_MSG_CHECKED] = "checked",
+};
+
 static const char *const tls_mode_names[] = {
 	[SK_TLS_MODE_NONE] = "none",
 	[SK_TLS_MODE_STARTTLS] = "starttls",
@@ -188,6 +198,14 @@ sk_event_name(enum sk_event_type t)
 	if ((unsigned)t >= SK_EV__COUNT)
 		return "unknown";
 	return event_names[t];
+}
+
+const char *
+sk_msg_result_name(enum sk_msg_result r)
+{
+	if ((unsigned)r >= SK_MSG__COUNT)
+		return "unknown";
+	return msg_result_names[r];
 }
 
 const char *
@@ -570,10 +588,12 @@ msg_finish(struct sk_client *c, size_t idx)
 	ev.accepted = m->rcpt_ok;
 	if (m->fail != NULL) {
 		ev.ok = false;
+		ev.result = SK_MSG_FAILED;
 		ev.detail = *m->fail;
 		ev.accepted = 0;
 	} else {
 		ev.ok = true;
+		ev.result = m->no_data ? SK_MSG_CHECKED : SK_MSG_SENT;
 		if (m->ok != NULL)
 			ev.detail = *m->ok;
 	}
@@ -616,7 +636,7 @@ sk_client_submit(struct sk_client *c, const struct sk_envelope *env,
 		    "the SMTP session has ended; no more messages can be sent");
 		return -1;
 	}
-	if (env->nrcpts == 0) {
+	if (env->nrcpts == 0 && !env->no_data) {
 		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "a message needs at least one recipient");
 		return -1;
@@ -637,7 +657,9 @@ sk_client_submit(struct sk_client *c, const struct sk_envelope *env,
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		goto oom;
 	m->from = xstrdup(env->from != NULL ? env->from : "");
-	m->rcpts = calloc(env->nrcpts, sizeof(*m->rcpts));
+	/* An envelope check may have no recipient: never calloc(0). */
+	m->rcpts = calloc(env->nrcpts > 0 ? env->nrcpts : 1,
+	    sizeof(*m->rcpts));
 	if (m->from == NULL || m->rcpts == NULL) {
 		msg_free(m);
 		goto oom;
@@ -654,6 +676,7 @@ sk_client_submit(struct sk_client *c, const struct sk_envelope *env,
 	m->smtputf8 = env->smtputf8;
 	m->dsn_notify = env->dsn_notify;
 	m->dsn_ret = env->dsn_ret;
+	m->no_data = env->no_data;
 	if (env->dsn_envid != NULL &&
 	    (m->dsn_envid = xtext(env->dsn_envid)) == NULL) {
 		msg_free(m);
@@ -788,6 +811,7 @@ emit_msg(struct sk_client *c, size_t idx)
 	struct msg *m = c->msgs[idx];
 	struct sk_error e;
 	char line[CMD_LINE_MAX];
+	bool refused;
 
 	if (m->state == MS_QUEUED) {
 		if (msg_fits(c, m, &e) == -1) {
@@ -799,10 +823,26 @@ emit_msg(struct sk_client *c, size_t idx)
 		m->state = MS_SENDING;
 	}
 	while (m->state == MS_SENDING && can_send(c)) {
+		refused = m->mail_replied && !m->mail_ok;
 		if (!m->mail_sent) {
 			emit_mail(c, idx, m);
-		} else if (m->mail_replied && !m->mail_ok) {
+		} else if (refused && !m->no_data) {
 			/* unpipelined: MAIL refused, nothing more to send */
+			m->emitted = true;
+		} else if (m->no_data &&
+		    (refused || m->next_rcpt == m->nrcpts)) {
+			/*
+			 * An envelope check ends with RSET in place of DATA
+			 * (RFC 5321 §4.1.1.5), whatever the replies, so that
+			 * the same commands go out with or without
+			 * PIPELINING; RSET may sit anywhere in a pipelined
+			 * group (RFC 2920 §3.1).  Its reply says nothing of
+			 * the envelope: like the RSET before a MAIL, it is
+			 * the session's, and the result comes without it.
+			 */
+			command(c, CMD_RSET, idx, 0, "RSET", NULL);
+			m->txn_closed = true;
+			m->state = MS_RSET;
 			m->emitted = true;
 		} else if (m->next_rcpt < m->nrcpts) {
 			rcpt_line(c, m, m->rcpts[m->next_rcpt], line,
@@ -841,11 +881,13 @@ pump(struct sk_client *c)
 	while (c->emit < c->nmsgs) {
 		/*
 		 * A message starts only once the one before it is past its
-		 * DATA: either finished or in its final dot (the next MAIL may
-		 * follow the dot in the same group, RFC 2920 §3.1).
+		 * DATA: either finished or in its final dot, or an envelope
+		 * check in its RSET (the next MAIL may follow either in the
+		 * same group, RFC 2920 §3.1).
 		 */
 		if (c->emit > 0 && (prev = c->msgs[c->emit - 1]) != NULL &&
-		    prev->state != MS_DOT && prev->state != MS_DONE)
+		    prev->state != MS_DOT && prev->state != MS_RSET &&
+		    prev->state != MS_DONE)
 			return;
 		if (c->need_rset) {
 			if (!can_send(c))
@@ -1136,6 +1178,16 @@ on_auth_reply(struct sk_client *c, const struct sk_reply *r)
 	fail_session(c, &e);
 }
 
+/* An envelope check's result: the last positive reply to MAIL or RCPT. */
+static void
+check_ok(struct msg *m, enum sk_stage stage, const struct sk_reply *r)
+{
+	if (!m->no_data ||
+	    (m->ok == NULL && (m->ok = malloc(sizeof(*m->ok))) == NULL))
+		return;
+	reply_detail(m->ok, stage, r);
+}
+
 static void
 on_msg_reply(struct sk_client *c, const struct cmd *k, const struct sk_reply *r)
 {
@@ -1151,6 +1203,7 @@ on_msg_reply(struct sk_client *c, const struct cmd *k, const struct sk_reply *r)
 		m->mail_replied = true;
 		if (r->code / 100 == 2) {
 			m->mail_ok = true;
+			check_ok(m, SK_STAGE_MAIL, r);
 		} else {
 			sk_error_set_reply(&e, SK_STAGE_MAIL, r,
 			    "the server refused the sender <%s>", m->from);
@@ -1172,6 +1225,7 @@ on_msg_reply(struct sk_client *c, const struct cmd *k, const struct sk_reply *r)
 			m->rcpt_ok++;
 			ev.ok = true;
 			reply_detail(&ev.detail, SK_STAGE_RCPT, r);
+			check_ok(m, SK_STAGE_RCPT, r);
 		} else {
 			sk_error_set_reply(&ev.detail, SK_STAGE_RCPT, r,
 			    "the server refused the recipient <%s>",

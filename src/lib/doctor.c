@@ -45,7 +45,6 @@
 #include "smtpkit/clock.h"
 #include "smtpkit/doctor.h"
 #include "smtpkit/message.h"
-#include "smtpkit/reply.h"
 #include "conn_internal.h"
 #include "i18n.h"
 #include "probe.h"
@@ -828,7 +827,6 @@ struct sess {
 	bool rcpt_ok;
 	const char *body;
 	size_t body_len;
-	struct sk_reply_parser parser;
 	int64_t end;		/* the whole session's deadline */
 };
 
@@ -1079,127 +1077,6 @@ sess_drive(struct sess *x, enum goal goal, int timeout_ms)
 			sk_client_abort(x->client, &err);
 		}
 	}
-}
-
-static void
-trace_reply(struct sess *x, const struct sk_reply *r)
-{
-	struct sk_trace t = { sess_trace, x };
-	const char *line;
-	size_t i, len;
-
-	for (i = 0; i < r->nlines; i++) {
-		line = sk_reply_line(r, i, &len);
-		sk_trace_printf(&t, SK_TRACE_RECV, "%d%c%.*s", r->code,
-		    i + 1 < r->nlines ? '-' : ' ', (int)len, line);
-	}
-}
-
-/*
- * One command outside the engine, and its reply: the envelope check
- * needs MAIL and RCPT without DATA (the engine always goes on to DATA).
- * Returns the reply (valid until the next call) or NULL with e.
- */
-static const struct sk_reply *
-sess_command(struct sess *x, enum sk_stage stage, const char *line,
-    struct sk_error *e)
-{
-	struct sk_trace t = { sess_trace, x };
-	char buf[READ_BUF], out[SK_ADDR_MAX + 32];
-	const char *p;
-	size_t used, left;
-	ssize_t n;
-	int rc;
-
-	sk_trace_emit(&t, SK_TRACE_SEND, line, strlen(line));
-	(void)snprintf(out, sizeof(out), "%s\r\n", line);
-	if (sk_conn_write(x->conn, out, strlen(out), sess_deadline(x), e) ==
-	    -1) {
-		e->stage = stage;
-		return NULL;
-	}
-	sk_reply_parser_init(&x->parser);
-	for (;;) {
-		n = sk_conn_read(x->conn, buf, sizeof(buf), sess_deadline(x),
-		    e);
-		if (n == 0) {
-			sk_error_set(e, stage, SK_ERR_EOF, "the server closed "
-			    "the connection (%s stage)", sk_stage_name(stage));
-			return NULL;
-		}
-		if (n < 0) {
-			if (e->kind == SK_ERR_TIMEOUT)
-				sk_error_set(e, stage, SK_ERR_TIMEOUT,
-				    "the server did not answer within %d ms "
-				    "(%s stage)", x->d->timeout,
-				    sk_stage_name(stage));
-			e->stage = stage;
-			return NULL;
-		}
-		p = buf;
-		left = (size_t)n;
-		rc = sk_reply_parse(&x->parser, p, left, &used, e);
-		if (rc == SK_REPLY_ERROR) {
-			e->stage = stage;
-			return NULL;
-		}
-		if (rc == SK_REPLY_DONE) {
-			/* No pipelining here: nothing may follow the reply. */
-			trace_reply(x, &x->parser.reply);
-			return &x->parser.reply;
-		}
-	}
-}
-
-/* MAIL and RCPT, then RSET: the envelope is checked, nothing is sent. */
-static int
-sess_envelope(struct sess *x)
-{
-	const struct sk_doctor_config *cfg = x->d->cfg;
-	const struct sk_reply *r;
-	struct sk_error e;
-	char line[SK_ADDR_MAX + 32];
-
-	(void)snprintf(line, sizeof(line), "MAIL FROM:<%s>", cfg->from);
-	if ((r = sess_command(x, SK_STAGE_MAIL, line, &e)) == NULL)
-		goto fail;
-	if (r->code / 100 != 2) {
-		sk_error_set_reply(&e, SK_STAGE_MAIL, r,
-		    "the server refused the sender <%s>", cfg->from);
-		/* RFC 5321 §3.8: after 421 the server closes; say nothing. */
-		if (r->code == 421)
-			goto fail;
-		(void)snprintf(e.recipient, sizeof(e.recipient), "%s",
-		    cfg->from);
-		goto refused;
-	}
-	if (cfg->to != NULL) {
-		(void)snprintf(line, sizeof(line), "RCPT TO:<%s>", cfg->to);
-		if ((r = sess_command(x, SK_STAGE_RCPT, line, &e)) == NULL)
-			goto fail;
-		if (r->code / 100 != 2) {
-			sk_error_set_reply(&e, SK_STAGE_RCPT, r,
-			    "the server refused the recipient <%s>", cfg->to);
-			(void)snprintf(e.recipient, sizeof(e.recipient), "%s",
-			    cfg->to);
-			if (r->code == 421)
-				goto fail;
-			goto refused;
-		}
-	}
-	/* RFC 5321 §4.1.1.5: end the transaction; nothing was sent. */
-	if (sess_command(x, SK_STAGE_MAIL, "RSET", &e) == NULL)
-		x->failed = true;	/* no QUIT on a dead connection */
-	return 0;
-refused:
-	x->s->err = e;
-	if (sess_command(x, SK_STAGE_MAIL, "RSET", &e) == NULL)
-		x->failed = true;
-	return -1;
-fail:
-	x->s->err = e;
-	x->failed = true;	/* the connection is not usable for QUIT */
-	return -1;
 }
 
 /* A small test message, composed as smtpkit send would. */
@@ -1468,6 +1345,7 @@ run_session(struct doctor *d, struct sess *x, struct sk_doctor_session *s,
 	char *msg = NULL;
 	size_t msglen = 0;
 	int64_t now;
+	int rc;
 
 	memset(x, 0, sizeof(*x));
 	x->d = d;
@@ -1529,35 +1407,48 @@ run_session(struct doctor *d, struct sess *x, struct sk_doctor_session *s,
 		goto done;
 	s->caps = *sk_client_caps(x->client);
 
-	if (cfg->from != NULL && !cfg->send) {
-		if (sess_envelope(x) == -1 && x->failed)
-			goto done;
-	} else if (cfg->from != NULL && cfg->to != NULL) {
-		if ((msg = test_message(cfg, &msglen, &e)) == NULL) {
-			e.stage = SK_STAGE_DATA;
-			s->err = e;
-			goto quit;
-		}
+	if (cfg->from != NULL && (!cfg->send || cfg->to != NULL)) {
 		memset(&env, 0, sizeof(env));
 		rcpts[0] = cfg->to;
 		env.from = cfg->from;
 		env.rcpts = rcpts;
-		env.nrcpts = 1;
-		env.size = msglen;
-		x->body = msg;
-		x->body_len = msglen;
+		env.nrcpts = cfg->to != NULL ? 1 : 0;
+		if (cfg->send) {
+			if ((msg = test_message(cfg, &msglen, &e)) == NULL) {
+				e.stage = SK_STAGE_DATA;
+				s->err = e;
+				goto quit;
+			}
+			env.size = msglen;
+			x->body = msg;
+			x->body_len = msglen;
+		} else {
+			/* MAIL and RCPT, then RSET: checked, nothing sent. */
+			env.no_data = true;
+		}
 		if (sk_client_submit(x->client, &env, &e) == -1) {
 			s->err = e;
 			goto quit;
 		}
-		if (sess_drive(x, GOAL_MESSAGE, d->timeout) == -1)
+		rc = sess_drive(x, GOAL_MESSAGE, d->timeout);
+		if (x->msg_done) {
+			/*
+			 * The message's own result stands even when the
+			 * session failed right after it: a server that
+			 * refuses the sender and hangs up refused the sender.
+			 */
+			if (!x->msg.ok)
+				s->err = x->msg.detail;
+			else
+				sk_error_clear(&s->err);
+			if (x->msg.ok && x->msg.result == SK_MSG_SENT)
+				(void)snprintf(d->r->queue_id,
+				    sizeof(d->r->queue_id), "%d %s",
+				    x->msg.detail.code,
+				    x->msg.detail.server_text);
+		}
+		if (rc == -1)
 			goto done;
-		if (!x->msg.ok)
-			s->err = x->msg.detail;
-		else
-			(void)snprintf(d->r->queue_id, sizeof(d->r->queue_id),
-			    "%d %s", x->msg.detail.code,
-			    x->msg.detail.server_text);
 	}
 quit:
 	if (!x->failed) {

@@ -131,6 +131,30 @@ submit(struct fixture *f, const char *from, const char *const *rcpts,
 	return sk_client_submit(f->c, &env, NULL);
 }
 
+/* An envelope-only transaction: MAIL and RCPT, then RSET. */
+static long
+submit_check(struct fixture *f, const char *from, const char *const *rcpts,
+    size_t n)
+{
+	struct sk_envelope env;
+
+	memset(&env, 0, sizeof(env));
+	env.from = from;
+	env.rcpts = rcpts;
+	env.nrcpts = n;
+	env.no_data = true;
+	return sk_client_submit(f->c, &env, NULL);
+}
+
+/* Nothing the engine said went past the envelope. */
+static void
+expect_no_data_traced(struct fixture *f)
+{
+	if (strstr(f->trace, "send DATA") != NULL ||
+	    strstr(f->trace, "message data") != NULL)
+		fail_msg("DATA was sent:\n%s", f->trace);
+}
+
 static void
 body(struct fixture *f, const char *s)
 {
@@ -893,6 +917,441 @@ test_dsn_words_parsed(void **state)
 	assert_int_equal(sk_dsn_ret_parse("body", &r), -1);
 }
 
+/* ---- envelope-only transactions (no_data) ---- */
+
+static void
+test_check_pipelined_same_parameters(void **state)
+{
+	static const char *const rcpts[] = { "a@example.org",
+		"b@example.org" };
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_envelope env;
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"
+	    "250-8BITMIME\r\n250-SMTPUTF8\r\n250 DSN\r\n");
+	memset(&env, 0, sizeof(env));
+	env.from = "me@example.com";
+	env.rcpts = rcpts;
+	env.nrcpts = 2;
+	env.size = 1234;
+	env.body_8bit = true;
+	env.smtputf8 = true;
+	env.dsn_notify = SK_DSN_FAILURE;
+	env.no_data = true;
+	assert_int_equal(sk_client_submit(f->c, &env, NULL), 0);
+	/* One group, as for a message, with RSET where DATA would be. */
+	expect_sent(f, "MAIL FROM:<me@example.com> SIZE=1234 BODY=8BITMIME "
+	    "SMTPUTF8\r\n"
+	    "RCPT TO:<a@example.org> NOTIFY=FAILURE\r\n"
+	    "RCPT TO:<b@example.org> NOTIFY=FAILURE\r\n"
+	    "RSET\r\n");
+	feed(f, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n251 2.1.5 will forward\r\n");
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_true(ev.ok);
+	assert_int_equal(ev.rcpt, 0);
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_true(ev.ok);
+	assert_int_equal(ev.rcpt, 1);
+	/* The envelope is answered: the result needs nothing more. */
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.msg, 0);
+	assert_true(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	assert_string_equal(sk_msg_result_name(ev.result), "checked");
+	assert_int_equal(ev.accepted, 2);
+	assert_int_equal(ev.detail.kind, SK_ERR_NONE);
+	assert_int_equal(ev.detail.stage, SK_STAGE_RCPT);
+	assert_int_equal(ev.detail.code, 251);
+	expect_no_event(f);	/* never SK_EV_BODY */
+	/* The RSET's reply is still due: QUIT waits for it. */
+	assert_true(sk_client_wants_read(f->c));
+	assert_int_equal(sk_client_stage(f->c), SK_STAGE_MAIL);
+	sk_client_quit(f->c);
+	expect_nothing_sent(f);
+	feed(f, "250 2.0.0 reset\r\n");
+	expect_no_event(f);
+	expect_sent(f, "QUIT\r\n");
+	feed(f, "221 bye\r\n");
+	expect_event(f, SK_EV_CLOSED);
+	expect_no_data_traced(f);
+	teardown_f(f);
+}
+
+static void
+test_check_unpipelined(void **state)
+{
+	static const char *const rcpts[] = { "a@example.org",
+		"b@example.org" };
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250 mx.test\r\n");
+	assert_int_equal(submit_check(f, "me@example.com", rcpts, 2), 0);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	expect_nothing_sent(f);
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "RCPT TO:<a@example.org>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_event(f, SK_EV_RCPT);
+	expect_sent(f, "RCPT TO:<b@example.org>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_event(f, SK_EV_RCPT);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_true(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	assert_int_equal(ev.accepted, 2);
+	expect_sent(f, "RSET\r\n");
+	sk_client_quit(f->c);
+	expect_nothing_sent(f);
+	feed(f, "250 reset\r\n");
+	expect_no_event(f);
+	expect_sent(f, "QUIT\r\n");
+	expect_no_data_traced(f);
+	teardown_f(f);
+}
+
+static void
+test_check_sender_refused(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	/* Unpipelined: no RCPT after the refusal, RSET all the same. */
+	establish(f, "250 mx.test\r\n");
+	submit_check(f, "me@example.com", one_rcpt, 1);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	feed(f, "553 5.7.1 Sender address rejected: not owned by user\r\n");
+	expect_sent(f, "RSET\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_false(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_FAILED);
+	assert_int_equal(ev.detail.kind, SK_ERR_REPLY);
+	assert_int_equal(ev.detail.stage, SK_STAGE_MAIL);
+	assert_int_equal(ev.detail.code, 553);
+	assert_string_equal(ev.detail.recipient, "me@example.com");
+	expect_no_event(f);
+	/* A server that hangs up after refusing: the refusal stands. */
+	sk_client_abort(f->c, NULL);
+	ev = expect_event(f, SK_EV_ERROR);
+	assert_int_equal(ev.detail.kind, SK_ERR_EOF);
+	expect_no_event(f);
+	teardown_f(f);
+
+	/* Pipelined: the RCPT went out; its reply says nothing new. */
+	f = setup_with(&cfg);
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	submit_check(f, "me@example.com", one_rcpt, 1);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n"
+	    "RCPT TO:<bob@example.org>\r\nRSET\r\n");
+	feed(f, "553 5.7.1 no\r\n503 5.5.1 need MAIL first\r\n250 reset\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_false(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_FAILED);
+	assert_int_equal(ev.detail.stage, SK_STAGE_MAIL);
+	assert_int_equal(ev.detail.code, 553);
+	expect_no_event(f);
+	expect_nothing_sent(f);
+	expect_no_data_traced(f);
+	teardown_f(f);
+}
+
+static void
+test_check_one_of_two_refused(void **state)
+{
+	static const char *const rcpts[] = { "a@example.org",
+		"b@example.org" };
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	submit_check(f, "me@example.com", rcpts, 2);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n"
+	    "RCPT TO:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
+	    "RSET\r\n");
+	feed(f, "250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n"
+	    "250 reset\r\n");
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_int_equal(ev.rcpt, 0);
+	assert_false(ev.ok);
+	assert_int_equal(ev.detail.code, 550);
+	assert_string_equal(ev.detail.recipient, "a@example.org");
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_int_equal(ev.rcpt, 1);
+	assert_true(ev.ok);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_true(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	assert_int_equal(ev.accepted, 1);
+	expect_nothing_sent(f);
+	expect_no_data_traced(f);
+	teardown_f(f);
+}
+
+static void
+test_check_all_refused(void **state)
+{
+	static const char *const rcpts[] = { "a@example.org",
+		"b@example.org" };
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250 mx.test\r\n");
+	submit_check(f, "me@example.com", rcpts, 2);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "RCPT TO:<a@example.org>\r\n");
+	feed(f, "550 5.1.1 no\r\n");
+	expect_event(f, SK_EV_RCPT);
+	expect_sent(f, "RCPT TO:<b@example.org>\r\n");
+	feed(f, "551 5.1.6 moved\r\n");
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_false(ev.ok);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_false(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_FAILED);
+	assert_int_equal(ev.detail.stage, SK_STAGE_RCPT);
+	assert_int_equal(ev.detail.code, 551);
+	assert_non_null(strstr(ev.detail.message, "every recipient"));
+	/* MAIL was accepted: the transaction is reset, as for a message. */
+	expect_sent(f, "RSET\r\n");
+	submit(f, "me@example.com", one_rcpt, 1);
+	expect_nothing_sent(f);
+	feed(f, "250 reset\r\n");
+	/* That RSET closed it: the next MAIL needs no other. */
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	expect_no_data_traced(f);
+	teardown_f(f);
+}
+
+static void
+test_check_421_on_rcpt(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	submit_check(f, "me@example.com", one_rcpt, 1);
+	submit(f, "me@example.com", one_rcpt, 1);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n"
+	    "RCPT TO:<bob@example.org>\r\nRSET\r\n"
+	    "MAIL FROM:<me@example.com>\r\nRCPT TO:<bob@example.org>\r\n"
+	    "DATA\r\n");
+	feed(f, "250 ok\r\n421 4.7.0 mx.test closing connection\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.msg, 0);
+	assert_false(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_FAILED);
+	assert_int_equal(ev.detail.stage, SK_STAGE_RCPT);
+	assert_int_equal(ev.detail.code, 421);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.msg, 1);
+	assert_false(ev.ok);
+	ev = expect_event(f, SK_EV_ERROR);
+	assert_int_equal(ev.detail.code, 421);
+	assert_int_equal(sk_client_phase(f->c), SK_PHASE_FAILED);
+	/* No RSET, no QUIT to a server that is closing. */
+	expect_nothing_sent(f);
+	teardown_f(f);
+
+	/* Unpipelined: the 421 comes before RSET was ever sent. */
+	f = setup_with(&cfg);
+	establish(f, "250 mx.test\r\n");
+	submit_check(f, "me@example.com", one_rcpt, 1);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "RCPT TO:<bob@example.org>\r\n");
+	feed(f, "421 4.3.2 shutting down\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.result, SK_MSG_FAILED);
+	assert_int_equal(ev.detail.code, 421);
+	expect_event(f, SK_EV_ERROR);
+	expect_nothing_sent(f);
+	teardown_f(f);
+}
+
+static void
+test_check_then_message(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	assert_int_equal(submit_check(f, "me@example.com", one_rcpt, 1), 0);
+	assert_int_equal(submit(f, "me@example.com", one_rcpt, 1), 1);
+	/* RSET does not end a group (RFC 2920 §3.1): the message joins it. */
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n"
+	    "RCPT TO:<bob@example.org>\r\nRSET\r\n"
+	    "MAIL FROM:<me@example.com>\r\nRCPT TO:<bob@example.org>\r\n"
+	    "DATA\r\n");
+	feed(f, "250 ok\r\n250 ok\r\n250 reset\r\n250 ok\r\n250 ok\r\n"
+	    "354 go\r\n");
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_int_equal(ev.msg, 0);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.msg, 0);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	ev = expect_event(f, SK_EV_RCPT);
+	assert_int_equal(ev.msg, 1);
+	ev = expect_event(f, SK_EV_BODY);
+	assert_int_equal(ev.msg, 1);
+	body(f, "hello\n");
+	sk_client_body_end(f->c);
+	expect_sent(f, "hello\r\n.\r\n");
+	feed(f, "250 2.0.0 queued as 42\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.msg, 1);
+	assert_true(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_SENT);
+	assert_string_equal(sk_msg_result_name(ev.result), "sent");
+	assert_non_null(strstr(ev.detail.server_text, "queued as 42"));
+	teardown_f(f);
+}
+
+static void
+test_message_then_check_unpipelined(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250 mx.test\r\n");
+	submit(f, "me@example.com", one_rcpt, 1);
+	submit_check(f, "you@example.com", one_rcpt, 1);
+	submit(f, "me@example.com", one_rcpt, 1);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "RCPT TO:<bob@example.org>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "DATA\r\n");
+	feed(f, "354 go\r\n");
+	expect_event(f, SK_EV_RCPT);
+	expect_event(f, SK_EV_BODY);
+	body(f, "one\n");
+	sk_client_body_end(f->c);
+	expect_sent(f, "one\r\n.\r\n");
+	feed(f, "250 queued\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.result, SK_MSG_SENT);
+	expect_sent(f, "MAIL FROM:<you@example.com>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "RCPT TO:<bob@example.org>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_event(f, SK_EV_RCPT);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_int_equal(ev.msg, 1);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	expect_sent(f, "RSET\r\n");
+	feed(f, "250 reset\r\n");
+	/* The check left no transaction open: MAIL at once. */
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "RCPT TO:<bob@example.org>\r\n");
+	feed(f, "250 ok\r\n");
+	expect_sent(f, "DATA\r\n");
+	teardown_f(f);
+}
+
+static void
+test_check_sender_only(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	/* A message still needs a recipient; a check of the sender not. */
+	assert_int_equal(submit(f, "me@example.com", NULL, 0), -1);
+	assert_int_equal(submit_check(f, "me@example.com", NULL, 0), 0);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\nRSET\r\n");
+	feed(f, "250 2.1.0 ok\r\n250 reset\r\n");
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_true(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	assert_int_equal(ev.accepted, 0);
+	assert_int_equal(ev.detail.stage, SK_STAGE_MAIL);
+	assert_string_equal(ev.detail.enhanced, "2.1.0");
+	expect_no_event(f);
+	expect_nothing_sent(f);
+	expect_no_data_traced(f);
+	teardown_f(f);
+}
+
+static void
+test_check_rset_refused(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_event ev;
+
+	(void)state;
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	submit_check(f, "me@example.com", one_rcpt, 1);
+	expect_sent(f, "MAIL FROM:<me@example.com>\r\n"
+	    "RCPT TO:<bob@example.org>\r\nRSET\r\n");
+	feed(f, "250 ok\r\n250 ok\r\n502 5.5.1 no RSET here\r\n");
+	expect_event(f, SK_EV_RCPT);
+	/* The envelope was checked; the session cannot go on. */
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_true(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_CHECKED);
+	ev = expect_event(f, SK_EV_ERROR);
+	assert_int_equal(ev.detail.code, 502);
+	assert_int_equal(ev.detail.stage, SK_STAGE_MAIL);
+	assert_non_null(strstr(ev.detail.message, "RSET"));
+	assert_int_equal(sk_client_phase(f->c), SK_PHASE_FAILED);
+	expect_sent(f, "QUIT\r\n");
+	teardown_f(f);
+}
+
+static void
+test_check_refused_locally(void **state)
+{
+	struct sk_client_config cfg = { 0 };
+	struct fixture *f = setup_with(&cfg);
+	struct sk_envelope env = { .from = "me@example.com",
+		.rcpts = one_rcpt, .nrcpts = 1, .smtputf8 = true,
+		.no_data = true };
+	struct sk_event ev;
+
+	(void)state;
+	/* What the server cannot take is refused as for a message. */
+	establish(f, "250-mx.test\r\n250 PIPELINING\r\n");
+	assert_int_equal(sk_client_submit(f->c, &env, NULL), 0);
+	ev = expect_event(f, SK_EV_MESSAGE);
+	assert_false(ev.ok);
+	assert_int_equal(ev.result, SK_MSG_FAILED);
+	assert_int_equal(ev.detail.kind, SK_ERR_UNSUPPORTED);
+	expect_nothing_sent(f);
+	teardown_f(f);
+}
+
+static void
+test_msg_result_names(void **state)
+{
+	(void)state;
+	assert_string_equal(sk_msg_result_name(SK_MSG_FAILED), "failed");
+	assert_string_equal(sk_msg_result_name(SK_MSG_SENT), "sent");
+	assert_string_equal(sk_msg_result_name(SK_MSG_CHECKED), "checked");
+	assert_string_equal(sk_msg_result_name(SK_MSG__COUNT), "unknown");
+}
+
 int
 main(void)
 {
@@ -926,6 +1385,18 @@ main(void)
 		cmocka_unit_test(test_dsn_left_out_when_not_offered),
 		cmocka_unit_test(test_dsn_envid_checked),
 		cmocka_unit_test(test_dsn_words_parsed),
+		cmocka_unit_test(test_check_pipelined_same_parameters),
+		cmocka_unit_test(test_check_unpipelined),
+		cmocka_unit_test(test_check_sender_refused),
+		cmocka_unit_test(test_check_one_of_two_refused),
+		cmocka_unit_test(test_check_all_refused),
+		cmocka_unit_test(test_check_421_on_rcpt),
+		cmocka_unit_test(test_check_then_message),
+		cmocka_unit_test(test_message_then_check_unpipelined),
+		cmocka_unit_test(test_check_sender_only),
+		cmocka_unit_test(test_check_rset_refused),
+		cmocka_unit_test(test_check_refused_locally),
+		cmocka_unit_test(test_msg_result_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
