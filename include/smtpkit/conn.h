@@ -58,11 +58,23 @@ enum sk_io {
 };
 
 /*
- * Connect to each address of addrs in turn, each attempt bounded by
- * attempt_ms and all of them by deadline.  Returns the connection (owned;
- * free with sk_conn_free) or NULL with err (stage SK_STAGE_CONNECT; kind
- * SK_ERR_REFUSED, SK_ERR_TIMEOUT, SK_ERR_UNREACHABLE, ...; sys_errno) for
- * the last attempt, its message naming every address tried and its result.
+ * Connect to one of addrs (in order of preference, as sk_dns_resolve gives
+ * them), racing them as RFC 8305 §5 describes: the first address starts
+ * first; the next starts when the one before it fails, or 250 ms after it
+ * started without an answer (the Connection Attempt Delay), whichever
+ * comes first.  So a silently dropped address, typically a broken IPv6
+ * path, costs a quarter of a second, not a timeout.  Started attempts go on
+ * in parallel, at most 8 at once (the next waits for a free place); the
+ * first to complete its TCP handshake wins and the others are closed at
+ * once.  Each attempt ends after attempt_ms (<= 0: no limit of its own),
+ * all of them at deadline.  With one address this is one connect bounded
+ * by both.  Each attempt's start and outcome is traced (SK_TRACE_INFO).
+ * Returns the connection (owned; free with sk_conn_free) or NULL with err:
+ * stage SK_STAGE_CONNECT; kind SK_ERR_REFUSED, SK_ERR_TIMEOUT,
+ * SK_ERR_UNREACHABLE, ... and sys_errno of the last address in the list,
+ * as if they had been tried in turn; a message naming every address in
+ * order with its result ("not tried" when the deadline came first).
+ * SK_ERR_USAGE without addresses, SK_ERR_LOCAL when out of memory.
  * TCP_NODELAY is set: the engine coalesces writes itself.
  */
 struct sk_conn *sk_conn_connect(const struct sk_addrlist *addrs,

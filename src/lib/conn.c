@@ -1,7 +1,8 @@
 /*
- * smtpkit: a connection: non-blocking TCP connect with per-address
- * timeouts, and bounded reads and writes, plain or through OpenSSL, with
- * deadlines.  The OpenSSL set-up and handshake live in tls.c.
+ * smtpkit: a connection: non-blocking TCP connect racing the addresses
+ * (RFC 8305 "Happy Eyeballs"), with per-address timeouts, and bounded
+ * reads and writes, plain or through OpenSSL, with deadlines.  The
+ * OpenSSL set-up and handshake live in tls.c.
  *
  * Every socket is non-blocking; waiting is poll(2) against an absolute
  * deadline on sk_clock_ms().  Nothing here can raise SIGPIPE: plain writes
@@ -164,45 +165,241 @@ conn_append(char *buf, size_t cap, size_t *off, const char *fmt, ...)
 }
 
 /*
- * One connection attempt, bounded by attempt_deadline.  Returns the
- * connected fd, or -1 with *errp set (ETIMEDOUT when the deadline passed).
+ * Connection racing, RFC 8305 §5: the next address starts when the one
+ * started before it fails, or after the Connection Attempt Delay without an
+ * answer, whichever comes first; §8 recommends 250 ms.
+ */
+#define CONN_ATTEMPT_DELAY_MS 250
+#define CONN_RACE_MAX 8		/* attempts in flight at once */
+
+enum conn_try_state {
+	TRY_WAITING = 0,	/* not started */
+	TRY_FLYING,		/* connect(2) in progress */
+	TRY_FAILED,
+	TRY_SKIPPED,		/* the deadline came before its turn */
+	TRY_WON
+};
+
+struct conn_try {
+	enum conn_try_state state;
+	int fd;			/* while flying, and the winner's */
+	int err;		/* errno once failed or skipped */
+	int waited;		/* ms from the start to the outcome */
+	int64_t t0;
+	int64_t until;		/* t0 + attempt_ms or the deadline */
+	char name[SK_ADDR_STR_MAX];
+};
+
+struct conn_race {
+	const struct sk_addrlist *addrs;
+	const struct sk_trace *trace;
+	size_t n;
+	int attempt_ms;
+	int64_t deadline;
+	size_t next;		/* the next address to start */
+	size_t last;		/* the one started most recently */
+	size_t flying;
+	int64_t next_at;	/* when the next may start */
+	struct conn_try t[SK_DNS_ADDRS_MAX];
+};
+
+/* What became of a failed or skipped attempt, for traces and messages. */
+static const char *
+conn_result(const struct conn_try *t, char *buf, size_t cap)
+{
+	char ebuf[128];
+
+	if (t->state != TRY_FAILED)
+		(void)snprintf(buf, cap, "not tried (overall deadline passed)");
+	else if (t->err == ETIMEDOUT)
+		(void)snprintf(buf, cap, "no answer within %d ms", t->waited);
+	else
+		(void)snprintf(buf, cap, "%s",
+		    sk__errno_text(t->err, ebuf, sizeof(ebuf)));
+	return buf;
+}
+
+static void
+race_fail(struct conn_race *r, size_t i, int e)
+{
+	struct conn_try *t = &r->t[i];
+	char result[160];
+	int64_t now;
+
+	if (t->state == TRY_FLYING) {
+		(void)close(t->fd);
+		t->fd = -1;
+		r->flying--;
+	}
+	now = sk_clock_ms();
+	t->state = TRY_FAILED;
+	t->err = e;
+	t->waited = (int)(now - t->t0);
+	sk_trace_printf(r->trace, SK_TRACE_INFO, "%s: %s", t->name,
+	    conn_result(t, result, sizeof(result)));
+	if (i == r->last)
+		r->next_at = now;	/* no reason to wait any longer */
+}
+
+/*
+ * Start attempt i: 1 when it connected at once, else 0 (in flight, or
+ * failed already).
  */
 static int
-conn_attempt(const struct sk_addr *a, int64_t attempt_deadline, int *errp)
+race_start(struct conn_race *r, size_t i)
 {
-	socklen_t len;
-	int fd, r, soerr;
+	const struct sk_addr *a = &r->addrs->a[i];
+	struct conn_try *t = &r->t[i];
+	int e, fd;
+
+	sk_trace_printf(r->trace, SK_TRACE_INFO, "connecting to %s", t->name);
+	t->t0 = sk_clock_ms();
+	t->until = r->deadline;
+	if (r->attempt_ms > 0 && t->t0 + r->attempt_ms < r->deadline)
+		t->until = t->t0 + r->attempt_ms;
+	r->last = i;
+	r->next_at = t->t0 + CONN_ATTEMPT_DELAY_MS;
 
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1) {
-		*errp = errno;
-		return -1;
+		race_fail(r, i, errno);
+		return 0;
 	}
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
-		return fd;
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+		t->fd = fd;
+		t->state = TRY_WON;
+		return 1;
+	}
 	/* EINTR: a non-blocking connect goes on regardless (connect(2)). */
 	if (errno != EINPROGRESS && errno != EINTR) {
-		*errp = errno;
+		e = errno;
 		(void)close(fd);
-		return -1;
+		race_fail(r, i, e);
+		return 0;
 	}
+	t->fd = fd;
+	t->state = TRY_FLYING;
+	r->flying++;
+	return 0;
+}
 
-	r = sk__conn_wait(fd, POLLOUT, attempt_deadline);
-	if (r <= 0) {
-		*errp = r == 0 ? ETIMEDOUT : errno;
-		(void)close(fd);
-		return -1;
-	}
+/* Attempt i's socket is ready: 1 when connected, else 0 (and failed). */
+static int
+race_check(struct conn_race *r, size_t i)
+{
+	struct conn_try *t = &r->t[i];
+	socklen_t len;
+	int soerr;
+
 	len = sizeof(soerr);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+	if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
 		soerr = errno;
 	if (soerr != 0) {
-		*errp = soerr;
-		(void)close(fd);
-		return -1;
+		race_fail(r, i, soerr);
+		return 0;
 	}
-	return fd;
+	t->state = TRY_WON;
+	r->flying--;
+	return 1;
+}
+
+/*
+ * Run the race until one attempt connects (0, *won its index) or every
+ * address has failed or been skipped (-1).  One poll(2) waits for all
+ * attempts in flight, their own ends, the deadline and the next start.
+ */
+static int
+race_run(struct conn_race *r, size_t *won)
+{
+	struct pollfd pfd[CONN_RACE_MAX];
+	size_t map[CONN_RACE_MAX];
+	size_t i, k, nfd;
+	int64_t now, wake;
+	int e;
+
+	for (;;) {
+		now = sk_clock_ms();
+		if (now >= r->deadline) {
+			/* Say which were never tried, not just "timeout". */
+			for (; r->next < r->n; r->next++) {
+				r->t[r->next].state = TRY_SKIPPED;
+				r->t[r->next].err = ETIMEDOUT;
+			}
+		}
+		while (r->next < r->n && r->flying < CONN_RACE_MAX &&
+		    (now >= r->next_at || r->flying == 0)) {
+			if (race_start(r, r->next++) == 1) {
+				*won = r->next - 1;
+				return 0;
+			}
+			now = sk_clock_ms();
+		}
+		if (r->flying == 0 && r->next >= r->n)
+			return -1;
+
+		wake = r->deadline;
+		nfd = 0;
+		for (i = 0; i < r->next; i++) {
+			if (r->t[i].state != TRY_FLYING)
+				continue;
+			pfd[nfd].fd = r->t[i].fd;
+			pfd[nfd].events = POLLOUT;
+			pfd[nfd].revents = 0;
+			map[nfd++] = i;
+			if (r->t[i].until < wake)
+				wake = r->t[i].until;
+		}
+		if (r->next < r->n && r->flying < CONN_RACE_MAX &&
+		    r->next_at < wake)
+			wake = r->next_at;
+		if (poll(pfd, nfd, sk_clock_left(wake)) == -1) {
+			if (errno == EINTR)
+				continue;
+			e = errno;
+			for (k = 0; k < nfd; k++)
+				race_fail(r, map[k], e);
+			continue;
+		}
+		/*
+		 * Of answers that arrived together, the earliest in the list
+		 * wins: it is the more preferred (RFC 8305 §4).  POLLERR and
+		 * POLLHUP count too: SO_ERROR tells.
+		 */
+		now = sk_clock_ms();
+		for (k = 0; k < nfd; k++) {
+			i = map[k];
+			if (pfd[k].revents != 0) {
+				if (race_check(r, i) == 1) {
+					*won = i;
+					return 0;
+				}
+			} else if (now >= r->t[i].until)
+				race_fail(r, i, ETIMEDOUT);
+		}
+	}
+}
+
+/* Close every attempt still in flight: another one won. */
+static void
+race_abandon(struct conn_race *r, size_t won)
+{
+	struct conn_try *t;
+	size_t i;
+
+	for (i = 0; i < r->next; i++) {
+		t = &r->t[i];
+		if (t->state != TRY_FLYING)
+			continue;
+		(void)close(t->fd);
+		t->fd = -1;
+		t->state = TRY_FAILED;
+		t->err = ECANCELED;
+		r->flying--;
+		sk_trace_printf(r->trace, SK_TRACE_INFO,
+		    "%s: abandoned after %d ms, %s connected first", t->name,
+		    (int)(sk_clock_ms() - t->t0), r->t[won].name);
+	}
 }
 
 static const char *
@@ -227,81 +424,73 @@ struct sk_conn *
 sk_conn_connect(const struct sk_addrlist *addrs, int attempt_ms,
     int64_t deadline, const struct sk_trace *trace, struct sk_error *err)
 {
-	char msg[SK_ERROR_MESSAGE_MAX], ebuf[128], result[160];
-	char name[SK_ADDR_STR_MAX];
-	enum sk_error_kind kind = SK_ERR_TIMEOUT;
+	char msg[SK_ERROR_MESSAGE_MAX], result[160];
+	struct conn_race r;
+	struct conn_try *t;
+	enum sk_error_kind kind;
 	struct sk_conn *c;
-	int64_t t0, until;
-	size_t i, n, off = 0;
-	int e = ETIMEDOUT, fd, waited;
+	size_t i, off = 0, won;
 	const char *hint;
 
 	sk_error_clear(err);
 	if (addrs == NULL || addrs->n == 0)
 		return (sk_error_set(err, SK_STAGE_CONNECT, SK_ERR_USAGE,
 		    "no address to connect to"), NULL);
-	n = addrs->n < SK_DNS_ADDRS_MAX ? addrs->n : SK_DNS_ADDRS_MAX;
 
-	/* One address: "to A: result"; more: "to any of N: A result; ..." */
-	if (n == 1)
-		conn_append(msg, sizeof(msg), &off, "cannot connect to %s: ",
-		    sk_addr_str(&addrs->a[0], name, sizeof(name)));
-	else
-		conn_append(msg, sizeof(msg), &off,
-		    "cannot connect to any of %zu addresses: ", n);
-
-	for (i = 0; i < n; i++) {
-		(void)sk_addr_str(&addrs->a[i], name, sizeof(name));
-		if (sk_clock_left(deadline) == 0) {
-			/* Say which were never tried, not just "timeout". */
-			(void)snprintf(result, sizeof(result),
-			    "not tried (overall deadline passed)");
-			e = ETIMEDOUT;
-			kind = SK_ERR_TIMEOUT;
-			goto next;
-		}
-		sk_trace_printf(trace, SK_TRACE_INFO, "connecting to %s",
-		    name);
-		t0 = sk_clock_ms();
-		until = deadline;
-		if (attempt_ms > 0 && t0 + attempt_ms < deadline)
-			until = t0 + attempt_ms;
-		fd = conn_attempt(&addrs->a[i], until, &e);
-		waited = (int)(sk_clock_ms() - t0);
-		if (fd != -1) {
-			conn_nodelay(fd);
-			if ((c = conn_new(fd, trace)) == NULL) {
-				(void)close(fd);
-				(void)sk_error_set(err, SK_STAGE_CONNECT,
-				    SK_ERR_LOCAL, "out of memory");
-				return NULL;
-			}
-			(void)snprintf(c->peer, sizeof(c->peer), "%s", name);
-			sk_trace_printf(trace, SK_TRACE_INFO,
-			    "connected to %s in %d ms", name, waited);
-			return c;
-		}
-		kind = sk__errno_kind(e);
-		if (e == ETIMEDOUT)
-			(void)snprintf(result, sizeof(result),
-			    "no answer within %d ms", waited);
-		else
-			(void)snprintf(result, sizeof(result), "%s",
-			    sk__errno_text(e, ebuf, sizeof(ebuf)));
-		sk_trace_printf(trace, SK_TRACE_INFO, "%s: %s", name, result);
- next:
-		if (n == 1)
-			conn_append(msg, sizeof(msg), &off, "%s", result);
-		else
-			conn_append(msg, sizeof(msg), &off, "%s%s %s",
-			    i ? "; " : "", name, result);
+	memset(&r, 0, sizeof(r));
+	r.addrs = addrs;
+	r.trace = trace;
+	r.n = addrs->n < SK_DNS_ADDRS_MAX ? addrs->n : SK_DNS_ADDRS_MAX;
+	r.attempt_ms = attempt_ms;
+	r.deadline = deadline;
+	r.next_at = sk_clock_ms();
+	for (i = 0; i < r.n; i++) {
+		r.t[i].fd = -1;
+		(void)sk_addr_str(&addrs->a[i], r.t[i].name,
+		    sizeof(r.t[i].name));
 	}
 
+	if (race_run(&r, &won) == 0) {
+		t = &r.t[won];
+		conn_nodelay(t->fd);
+		if ((c = conn_new(t->fd, trace)) == NULL) {
+			(void)close(t->fd);
+			race_abandon(&r, won);
+			(void)sk_error_set(err, SK_STAGE_CONNECT, SK_ERR_LOCAL,
+			    "out of memory");
+			return NULL;
+		}
+		(void)snprintf(c->peer, sizeof(c->peer), "%s", t->name);
+		sk_trace_printf(trace, SK_TRACE_INFO,
+		    "connected to %s in %d ms", t->name,
+		    (int)(sk_clock_ms() - t->t0));
+		race_abandon(&r, won);
+		return c;
+	}
+
+	/* One address: "to A: result"; more: "to any of N: A result; ..." */
+	if (r.n == 1)
+		conn_append(msg, sizeof(msg), &off, "cannot connect to %s: %s",
+		    r.t[0].name, conn_result(&r.t[0], result, sizeof(result)));
+	else {
+		conn_append(msg, sizeof(msg), &off,
+		    "cannot connect to any of %zu addresses: ", r.n);
+		for (i = 0; i < r.n; i++)
+			conn_append(msg, sizeof(msg), &off, "%s%s %s",
+			    i ? "; " : "", r.t[i].name,
+			    conn_result(&r.t[i], result, sizeof(result)));
+	}
+	/*
+	 * As when the addresses were tried one after another: the kind
+	 * and errno are the last address's in the list (tried or not),
+	 * whatever order the answers came in.
+	 */
+	kind = sk__errno_kind(r.t[r.n - 1].err);
 	if ((hint = conn_hint(kind)) != NULL)
 		conn_append(msg, sizeof(msg), &off, " (%s)", hint);
 	(void)sk_error_set(err, SK_STAGE_CONNECT, kind, "%s", msg);
 	if (err != NULL)
-		err->sys_errno = e;
+		err->sys_errno = r.t[r.n - 1].err;
 	return NULL;
 }
 

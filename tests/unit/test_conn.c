@@ -351,6 +351,300 @@ test_connect_timeout(void **state)
 	assert_non_null(strstr(err.message, "no answer within"));
 }
 
+/* ---- racing addresses (RFC 8305 §5) ---- */
+
+/*
+ * An address whose SYNs go unanswered, as behind a firewall that drops
+ * them: a listener with backlog 0 whose accept queue one connection fills
+ * (Linux then drops new SYNs, tcp_conn_request()).  *held is that
+ * connection.  A kernel that answers anyway makes the caller skip.
+ */
+static int
+blackhole(struct sk_addrlist *l, int *held)
+{
+	int lfd;
+
+	lfd = listen_local(l, 0);
+	assert_true((*held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) !=
+	    -1);
+	assert_int_equal(connect(*held, (struct sockaddr *)&l->a[0].ss,
+	    l->a[0].len), 0);
+	return lfd;
+}
+
+/* Where needle starts in the transcript, or -1: for checking order. */
+static long
+trace_pos(const struct transcript *tr, const char *needle)
+{
+	const char *p;
+
+	p = strstr(tr->text, needle);
+	return p == NULL ? -1 : (long)(p - tr->text);
+}
+
+static size_t
+count(const char *text, const char *needle)
+{
+	const char *p = text;
+	size_t n = 0;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p += strlen(needle);
+	}
+	return n;
+}
+
+/*
+ * A refusal starts the next address at once, without waiting for the
+ * Connection Attempt Delay: with a deadline shorter than that delay the
+ * second address is still reached.
+ */
+static void
+test_race_refused_falls_back_at_once(void **state)
+{
+	struct transcript tr = { .len = 0 };
+	struct sk_trace trace = { trace_collect, &tr };
+	struct sk_addrlist l, good;
+	struct sk_error err;
+	struct sk_conn *c;
+	char a[SK_ADDR_STR_MAX], b[SK_ADDR_STR_MAX], line[128];
+	long refused, second;
+	int lfd, sfd;
+
+	closed_port(&l);
+	lfd = listen_local(&good, 4);
+	l.a[1] = good.a[0];
+	l.n = 2;
+	(void)sk_addr_str(&l.a[0], a, sizeof(a));
+	(void)sk_addr_str(&l.a[1], b, sizeof(b));
+	c = sk_conn_connect(&l, WAIT_MS, sk_clock_ms() + 200, &trace, &err);
+	print_message("%s", tr.text);
+	assert_non_null(c);
+	assert_string_equal(sk_conn_peer(c), b);
+	assert_true((sfd = accept_wait(lfd)) != -1);
+	(void)snprintf(line, sizeof(line), "info: %s: connection refused", a);
+	assert_true((refused = trace_pos(&tr, line)) != -1);
+	(void)snprintf(line, sizeof(line), "info: connecting to %s", b);
+	assert_true((second = trace_pos(&tr, line)) != -1);
+	assert_true(refused < second);
+	sk_conn_free(c);
+	(void)close(sfd);
+	(void)close(lfd);
+}
+
+/* Three refusals, then a listener: the fourth address wins. */
+static void
+test_race_later_address_wins(void **state)
+{
+	struct transcript tr = { .len = 0 };
+	struct sk_trace trace = { trace_collect, &tr };
+	struct sk_addrlist l, other, good;
+	struct sk_error err;
+	struct sk_conn *c;
+	char want[SK_ADDR_STR_MAX];
+	size_t i;
+	int lfd, sfd;
+
+	closed_port(&l);
+	for (i = 1; i < 3; i++) {
+		closed_port(&other);
+		l.a[i] = other.a[0];
+	}
+	lfd = listen_local(&good, 4);
+	l.a[3] = good.a[0];
+	l.n = 4;
+	assert_non_null(c = sk_conn_connect(&l, 1000,
+	    sk_clock_ms() + WAIT_MS, &trace, &err));
+	assert_int_equal(err.kind, SK_ERR_NONE);
+	assert_string_equal(sk_conn_peer(c), sk_addr_str(&l.a[3], want,
+	    sizeof(want)));
+	assert_true((sfd = accept_wait(lfd)) != -1);
+	assert_int_equal(count(tr.text, "connection refused"), 3);
+	assert_int_equal(count(tr.text, "info: connecting to "), 4);
+	assert_int_equal(count(tr.text, "info: connected to "), 1);
+	sk_conn_free(c);
+	(void)close(sfd);
+	(void)close(lfd);
+}
+
+/*
+ * The first address never answers: the second starts while the first is
+ * still pending, and wins.  Tried one after another, the first would take
+ * the whole deadline.
+ */
+static void
+test_race_unanswered_first(void **state)
+{
+	struct transcript tr = { .len = 0 };
+	struct sk_trace trace = { trace_collect, &tr };
+	struct sk_addrlist l, good;
+	struct sk_error err;
+	struct sk_conn *c;
+	char a[SK_ADDR_STR_MAX], b[SK_ADDR_STR_MAX], line[128];
+	long start_b, won, gone;
+	int held, lfd, glfd, sfd;
+
+	lfd = blackhole(&l, &held);
+	glfd = listen_local(&good, 4);
+	l.a[1] = good.a[0];
+	l.n = 2;
+	(void)sk_addr_str(&l.a[0], a, sizeof(a));
+	(void)sk_addr_str(&l.a[1], b, sizeof(b));
+	c = sk_conn_connect(&l, WAIT_MS, sk_clock_ms() + WAIT_MS, &trace, &err);
+	print_message("%s", tr.text);
+	if (c != NULL && strcmp(sk_conn_peer(c), a) == 0) {
+		sk_conn_free(c);
+		(void)close(held);
+		(void)close(lfd);
+		(void)close(glfd);
+		print_message("skipped: this kernel never drops SYNs on a "
+		    "full accept queue\n");
+		skip();
+	}
+	assert_non_null(c);
+	assert_string_equal(sk_conn_peer(c), b);
+	assert_true((sfd = accept_wait(glfd)) != -1);
+
+	(void)snprintf(line, sizeof(line), "info: connecting to %s", b);
+	assert_true((start_b = trace_pos(&tr, line)) != -1);
+	(void)snprintf(line, sizeof(line), "info: connected to %s", b);
+	assert_true((won = trace_pos(&tr, line)) != -1);
+	(void)snprintf(line, sizeof(line), "info: %s: abandoned", a);
+	assert_true((gone = trace_pos(&tr, line)) != -1);
+	assert_true(start_b < won && won < gone);
+	/* The first was neither a failure nor the outcome. */
+	(void)snprintf(line, sizeof(line), "info: %s: no answer", a);
+	assert_int_equal(trace_pos(&tr, line), -1);
+	(void)snprintf(line, sizeof(line), "info: connected to %s", a);
+	assert_int_equal(trace_pos(&tr, line), -1);
+
+	sk_conn_free(c);
+	(void)close(sfd);
+	(void)close(held);
+	(void)close(lfd);
+	(void)close(glfd);
+}
+
+/*
+ * Every address refused: the message names each in the list's order with
+ * its result, and the kind is the refusal.
+ */
+static void
+test_race_all_refused(void **state)
+{
+	struct sk_addrlist l, other;
+	struct sk_error err;
+	char name[SK_ADDR_STR_MAX], want[SK_ADDR_STR_MAX + 32];
+	const char *at, *prev;
+	size_t i;
+
+	closed_port(&l);
+	for (i = 1; i < 5; i++) {
+		closed_port(&other);
+		l.a[i] = other.a[0];
+	}
+	l.n = 5;
+	assert_null(sk_conn_connect(&l, 1000, sk_clock_ms() + WAIT_MS, NULL,
+	    &err));
+	print_message("%s\n", err.message);
+	assert_int_equal(err.stage, SK_STAGE_CONNECT);
+	assert_int_equal(err.kind, SK_ERR_REFUSED);
+	assert_int_equal(err.sys_errno, ECONNREFUSED);
+	assert_non_null(strstr(err.message,
+	    "cannot connect to any of 5 addresses: "));
+	prev = err.message;
+	for (i = 0; i < 5; i++) {
+		(void)snprintf(want, sizeof(want), "%s connection refused",
+		    sk_addr_str(&l.a[i], name, sizeof(name)));
+		assert_non_null(at = strstr(err.message, want));
+		assert_true(at >= prev);
+		prev = at;
+	}
+}
+
+/*
+ * The kind reported is the last address's in the list, as when they were
+ * tried in turn: here the refusal, though the unanswered first address
+ * gave up later.
+ */
+static void
+test_race_kind_of_last_address(void **state)
+{
+	struct sk_addrlist l, other;
+	struct sk_error err;
+	char a[SK_ADDR_STR_MAX], b[SK_ADDR_STR_MAX];
+	const char *pa, *pb;
+	int held, lfd;
+
+	lfd = blackhole(&l, &held);
+	closed_port(&other);
+	l.a[1] = other.a[0];
+	l.n = 2;
+	(void)sk_addr_str(&l.a[0], a, sizeof(a));
+	(void)sk_addr_str(&l.a[1], b, sizeof(b));
+	if (sk_conn_connect(&l, 300, sk_clock_ms() + WAIT_MS, NULL,
+	    &err) != NULL) {
+		print_message("skipped: this kernel never drops SYNs on a "
+		    "full accept queue\n");
+		(void)close(held);
+		(void)close(lfd);
+		skip();
+	}
+	print_message("%s\n", err.message);
+	assert_int_equal(err.kind, SK_ERR_REFUSED);
+	assert_int_equal(err.sys_errno, ECONNREFUSED);
+	assert_non_null(pa = strstr(err.message, a));
+	assert_non_null(pb = strstr(err.message, b));
+	assert_true(pa < pb);
+	assert_non_null(strstr(pa, "no answer within"));
+	assert_non_null(strstr(pb, "connection refused"));
+	(void)close(held);
+	(void)close(lfd);
+}
+
+/*
+ * Ten unanswered addresses, each with more time than the whole deadline:
+ * at most 8 attempts fly at once, so the ninth is never started while
+ * the first eight wait; the deadline ends them all, and the message says
+ * which were not tried.
+ */
+static void
+test_race_deadline_and_limit(void **state)
+{
+	struct transcript tr = { .len = 0 };
+	struct sk_trace trace = { trace_collect, &tr };
+	struct sk_addrlist l;
+	struct sk_error err;
+	struct sk_conn *c;
+	size_t i;
+	int held, lfd;
+
+	lfd = blackhole(&l, &held);
+	for (i = 1; i < 10; i++)
+		l.a[i] = l.a[0];
+	l.n = 10;
+	c = sk_conn_connect(&l, 60000, sk_clock_ms() + 3000, &trace, &err);
+	if (c != NULL) {
+		sk_conn_free(c);
+		(void)close(held);
+		(void)close(lfd);
+		print_message("skipped: this kernel never drops SYNs on a "
+		    "full accept queue\n");
+		skip();
+	}
+	print_message("%s\n", err.message);
+	assert_int_equal(count(tr.text, "info: connecting to "), 8);
+	assert_int_equal(count(tr.text, "no answer within"), 8);
+	assert_int_equal(err.stage, SK_STAGE_CONNECT);
+	assert_int_equal(err.kind, SK_ERR_TIMEOUT);
+	assert_int_equal(err.sys_errno, ETIMEDOUT);
+	assert_int_equal(count(err.message, "no answer within"), 8);
+	assert_int_equal(count(err.message, "not tried"), 2);
+	(void)close(held);
+	(void)close(lfd);
+}
+
 static void
 test_read_deadline(void **state)
 {
@@ -1093,6 +1387,12 @@ main(void)
 		cmocka_unit_test(test_fallback_to_next_address),
 		cmocka_unit_test(test_every_address_named),
 		cmocka_unit_test(test_connect_timeout),
+		cmocka_unit_test(test_race_refused_falls_back_at_once),
+		cmocka_unit_test(test_race_later_address_wins),
+		cmocka_unit_test(test_race_unanswered_first),
+		cmocka_unit_test(test_race_all_refused),
+		cmocka_unit_test(test_race_kind_of_last_address),
+		cmocka_unit_test(test_race_deadline_and_limit),
 		cmocka_unit_test(test_read_deadline),
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_write_after_reset),
