@@ -64,6 +64,8 @@ enum sk_verdict {
 	SK_VERDICT_OAUTH_TOKEN_EXPIRED,		/* expired, none, or refused */
 	SK_VERDICT_OAUTH_REVOKED,		/* the refresh token was refused */
 	SK_VERDICT_OAUTH_CLIENT_MISSING,	/* no oauth-client-id */
+	/* an address is not ASCII and the server lacks SMTPUTF8 (RFC 6531) */
+	SK_VERDICT_SMTPUTF8_UNSUPPORTED,
 	SK_VERDICT__COUNT
 };
 
@@ -151,6 +153,7 @@ struct sk_doctor_config {
 	const char *user;		/* NULL: skip the auth stage */
 	const char *secret;
 	enum sk_auth_mech auth;
+	/* Non-ASCII in either: MAIL asks for SMTPUTF8, as send does. */
 	const char *from;		/* NULL: skip MAIL */
 	const char *to;			/* NULL: skip RCPT */
 	bool send;			/* send a test message (DATA) */

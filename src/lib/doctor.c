@@ -825,6 +825,7 @@ struct sess {
 	bool msg_done;
 	struct sk_event msg;	/* the message result */
 	bool rcpt_ok;
+	bool utf8;		/* the envelope asked for SMTPUTF8 */
 	const char *body;
 	size_t body_len;
 	int64_t end;		/* the whole session's deadline */
@@ -1132,6 +1133,42 @@ helo_from(int fd, char *out, size_t cap)
 	(void)snprintf(out, cap, "localhost.localdomain");
 }
 
+/*
+ * Whether an address needs SMTPUTF8 (RFC 6531), as smtpkit send decides
+ * it: sk_addr_check's utf8.  An address that check refuses is still
+ * offered to the server as given (the doctor lets the server judge it),
+ * so there any octet past ASCII counts.
+ */
+static bool
+addr_utf8(const char *what, const char *addr)
+{
+	const unsigned char *p;
+	bool utf8 = false;
+
+	if (addr == NULL)
+		return false;
+	if (sk_addr_check(what, addr, &utf8, NULL) == 0)
+		return utf8;
+	for (p = (const unsigned char *)addr; *p != '\0'; p++)
+		if (*p >= 0x80)
+			return true;
+	return false;
+}
+
+/*
+ * The engine's own refusal of a non-ASCII address to a server without
+ * SMTPUTF8 (client.c, msg_fits): before MAIL, nothing was sent.
+ */
+static bool
+utf8_refused(const struct sess *x)
+{
+	const struct sk_doctor_session *s = x->s;
+
+	return x->utf8 && s->err.stage == SK_STAGE_MAIL &&
+	    s->err.kind == SK_ERR_UNSUPPORTED &&
+	    !(s->caps.flags & SK_CAP_SMTPUTF8);
+}
+
 static enum sk_doctor_stage
 doctor_stage_of(enum sk_stage s, enum sk_doctor_stage cur)
 {
@@ -1218,7 +1255,15 @@ sess_judge_stages(struct sess *x)
 		st = &x->st[k];
 		if (failed && k == x->failed_at) {
 			st->status = SK_CHECK_FAIL;
-			stage_detail(st, "%s", s->err.message);
+			if (k == SK_DOCTOR_MAIL && utf8_refused(x))
+				stage_detail(st, _("Not tried: <%s> is not "
+				    "ASCII and the server does not offer "
+				    "SMTPUTF8 (RFC 6531), so smtpkit stopped "
+				    "before MAIL FROM, as smtpkit send would."),
+				    addr_utf8("--from", cfg->from) ?
+				    cfg->from : cfg->to);
+			else
+				stage_detail(st, "%s", s->err.message);
 			continue;
 		}
 		/*
@@ -1413,6 +1458,13 @@ run_session(struct doctor *d, struct sess *x, struct sk_doctor_session *s,
 		env.from = cfg->from;
 		env.rcpts = rcpts;
 		env.nrcpts = cfg->to != NULL ? 1 : 0;
+		/*
+		 * As send: a non-ASCII address asks for SMTPUTF8, and a
+		 * server without it is refused here, before MAIL.
+		 */
+		x->utf8 = addr_utf8("--from", cfg->from) ||
+		    addr_utf8("--to", cfg->to);
+		env.smtputf8 = x->utf8;
 		if (cfg->send) {
 			if ((msg = test_message(cfg, &msglen, &e)) == NULL) {
 				e.stage = SK_STAGE_DATA;

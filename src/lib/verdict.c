@@ -48,6 +48,11 @@
  *    error challenge with status 401, or what would be AUTH_CREDENTIALS
  *    or AUTH_BASIC_DISABLED for a password) is OAUTH_TOKEN_EXPIRED; a
  *    known reply of another kind (SMTP AUTH off for the tenant) stays.
+ *  - SMTPUTF8_UNSUPPORTED: the engine's own refusal (kind unsupported,
+ *    stage mail) of a sender or recipient with non-ASCII characters on a
+ *    server without SMTPUTF8, before MAIL; the server refused nothing.
+ *    The same kind for a SIZE or 8BITMIME limit, with ASCII addresses or
+ *    SMTPUTF8 offered, stays SERVER_PERMANENT.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,6 +115,7 @@ static const char *const verdict_names[SK_VERDICT__COUNT] = {
 	[SK_VERDICT_OAUTH_TOKEN_EXPIRED] = "OAUTH_TOKEN_EXPIRED",
 	[SK_VERDICT_OAUTH_REVOKED] = "OAUTH_REVOKED",
 	[SK_VERDICT_OAUTH_CLIENT_MISSING] = "OAUTH_CLIENT_MISSING",
+	[SK_VERDICT_SMTPUTF8_UNSUPPORTED] = "SMTPUTF8_UNSUPPORTED",
 };
 
 static const char *const check_names[] = {
@@ -611,6 +617,37 @@ classify_tls(const struct judge *j, const struct sk_error *e)
 	}
 }
 
+/* Whether the first n octets of s (up to a NUL) go past ASCII. */
+static bool
+nonascii(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && s[i] != '\0'; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return true;
+	return false;
+}
+
+static bool
+addr_nonascii(const char *addr)
+{
+	return addr != NULL && nonascii(addr, strlen(addr));
+}
+
+/*
+ * The engine refused, before MAIL, an address that needs SMTPUTF8 on a
+ * server that does not offer it (client.c): see the top of this file.
+ */
+static bool
+smtputf8_missing(const struct judge *j, const struct sk_doctor_session *s,
+    const struct sk_error *e)
+{
+	return e->kind == SK_ERR_UNSUPPORTED && e->stage == SK_STAGE_MAIL &&
+	    s != NULL && !(s->caps.flags & SK_CAP_SMTPUTF8) &&
+	    (addr_nonascii(j->cfg->from) || addr_nonascii(j->cfg->to));
+}
+
 /* The verdict for a session's failure. */
 static enum sk_verdict
 classify(const struct judge *j, const struct sk_doctor_session *s,
@@ -660,6 +697,8 @@ classify(const struct judge *j, const struct sk_doctor_session *s,
 	case SK_STAGE_MAIL:
 	case SK_STAGE_RCPT:
 	case SK_STAGE_DATA:
+		if (smtputf8_missing(j, s, e))
+			return SK_VERDICT_SMTPUTF8_UNSUPPORTED;
 		if (e->kind == SK_ERR_UNSUPPORTED)
 			return SK_VERDICT_SERVER_PERMANENT;
 		return SK_VERDICT_SERVER_TEMPORARY;
@@ -1290,6 +1329,50 @@ text_envelope(struct judge *j, const struct about *a)
 	}
 }
 
+/*
+ * Non-ASCII addresses and a server without SMTPUTF8.  The engine sends
+ * them as they are (it converts no domain to its A-label), so what each
+ * address can become depends on where its non-ASCII characters are.
+ */
+static void
+text_smtputf8(struct judge *j, const struct about *a)
+{
+	const char *addrs[2] = { j->cfg->from, j->cfg->to };
+	const char *at;
+	size_t i, local;
+
+	if (addr_nonascii(addrs[0]))
+		say(j, _("The sender address %s has non-ASCII characters."),
+		    addrs[0]);
+	if (addr_nonascii(addrs[1]))
+		say(j, _("The recipient address %s has non-ASCII characters."),
+		    addrs[1]);
+	say(j, _("The server %s (port %u) does not offer SMTPUTF8 (RFC 6531), "
+	    "which a server needs to take such an address, so smtpkit "
+	    "stopped before MAIL FROM, as smtpkit send would: the server "
+	    "itself refused nothing."), j->host, a->port);
+	for (i = 0; i < 2; i++) {
+		if (!addr_nonascii(addrs[i]))
+			continue;
+		at = strrchr(addrs[i], '@');
+		local = at != NULL ? (size_t)(at - addrs[i]) :
+		    strlen(addrs[i]);
+		if (nonascii(addrs[i], local))
+			fix(j, _("The part before the @ in %s has no ASCII "
+			    "form: with this provider use an ASCII address "
+			    "instead, such as an ASCII alias of the same "
+			    "mailbox if it has one."), addrs[i]);
+		else
+			fix(j, _("Write the domain %s in its ASCII (punycode) "
+			    "form, xn--..., which \"idn2 %s\" prints: the "
+			    "address is then ASCII and every server takes it. "
+			    "smtpkit does not convert it for you."), at + 1,
+			    at + 1);
+	}
+	fix(j, _("Or send through a provider whose server offers SMTPUTF8 "
+	    "(the ehlo stage lists what this one offers)."));
+}
+
 static void
 text_server(struct judge *j, const struct about *a)
 {
@@ -1561,6 +1644,9 @@ text_for(struct judge *j, const struct about *a)
 	case SK_VERDICT_OAUTH_REVOKED:
 	case SK_VERDICT_OAUTH_CLIENT_MISSING:
 		text_oauth(j, a);
+		break;
+	case SK_VERDICT_SMTPUTF8_UNSUPPORTED:
+		text_smtputf8(j, a);
 		break;
 	default:
 		text_server(j, a);

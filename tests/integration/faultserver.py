@@ -223,7 +223,10 @@ class ConnLog:
 
     def add_line(self, raw, tls):
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if raw and not re.match(rb"^[\x20-\x7e\t\r\n]*$", raw):
+        # Printable ASCII, or UTF-8 (RFC 6531 addresses) without controls.
+        if raw and not (re.match(rb"^[\x20-\x7e\x80-\xff\t\r\n]*$", raw) and
+                        "\ufffd" not in text and
+                        not re.search("[\x80-\x9f]", text)):
             text = f"<binary {len(raw)} bytes: {binascii.hexlify(raw[:16]).decode()}>"
         m = re.match(r"(?i)(AUTH\s+\S+)\s+\S+", text)
         if m:   # never keep credentials, not even in the test's records

@@ -70,6 +70,7 @@ VERDICTS = {
     "AUTH_TOO_MANY_ATTEMPTS", "SENDER_MISMATCH", "SENDER_UNVERIFIED",
     "RECIPIENT_REJECTED", "RELAY_DENIED", "RATE_LIMITED", "QUOTA_EXCEEDED",
     "MESSAGE_REJECTED_SPAM", "SERVER_TEMPORARY", "SERVER_PERMANENT", "PROTOCOL_ERROR",
+    "SMTPUTF8_UNSUPPORTED",
 }
 STAGES = ("local", "dns", "tcp", "greeting", "tls", "ehlo", "auth", "mail", "data")
 STATUSES = ("ok", "warn", "fail", "skip")

@@ -668,6 +668,79 @@ test_refused_with_working_alternative(void **state)
 	sk_providers_free(db);
 }
 
+/*
+ * A non-ASCII recipient and a server without SMTPUTF8 (RFC 6531): the
+ * engine stops before MAIL, as smtpkit send does, and the doctor says so
+ * without blaming the server.
+ */
+static void
+test_smtputf8_unsupported(void **state)
+{
+	struct server s = { .ehlo = "250-test.local\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n" };
+	struct sk_doctor_config c;
+	struct sk_doctor_report r;
+	const struct sk_doctor_stage_result *st;
+
+	server_start(&s);
+	config(&c, s.port, SK_TLS_MODE_NONE);
+	c.from = "me@test.local";
+	c.to = "\xe7\x94\xa8\xe6\x88\xb7@test.local";	/* 用户 */
+	run(&c, &r);
+	server_stop(&s);
+	assert_verdict(&r, SMTPUTF8_UNSUPPORTED);
+	assert_int_equal(r.err.stage, SK_STAGE_MAIL);
+	assert_int_equal(r.err.kind, SK_ERR_UNSUPPORTED);
+	st = &r.stages[SK_DOCTOR_MAIL];
+	assert_int_equal(st->status, SK_CHECK_FAIL);
+	assert_non_null(strstr(st->detail, c.to));
+	assert_non_null(strstr(st->detail, "SMTPUTF8"));
+	assert_null(strstr(st->detail, "refused"));
+	assert_int_equal(r.stages[SK_DOCTOR_EHLO].status, SK_CHECK_OK);
+	assert_int_equal(r.stages[SK_DOCTOR_DATA].status, SK_CHECK_SKIP);
+	assert_non_null(strstr(r.summary, "refused nothing"));
+	assert_null(strstr(r.summary, "refused at"));
+	/* Nothing of the envelope reached the server. */
+	assert_null(strstr(s.log, "MAIL"));
+	assert_null(strstr(s.log, "RCPT"));
+	assert_non_null(strstr(s.log, "QUIT\n"));
+	sk_doctor_report_fini(&r);
+}
+
+/* The same with SMTPUTF8 offered: MAIL asks for it, RCPT is UTF-8. */
+static void
+test_smtputf8_offered(void **state)
+{
+	struct server s = { .ehlo = "250-test.local\r\n250-PIPELINING\r\n"
+	    "250 SMTPUTF8\r\n" };
+	struct server ascii = { .ehlo = s.ehlo };
+	struct sk_doctor_config c;
+	struct sk_doctor_report r;
+
+	server_start(&s);
+	config(&c, s.port, SK_TLS_MODE_NONE);
+	c.from = "me@test.local";
+	c.to = "\xe7\x94\xa8\xe6\x88\xb7@test.local";
+	run(&c, &r);
+	server_stop(&s);
+	assert_verdict(&r, OK);
+	assert_int_equal(r.stages[SK_DOCTOR_MAIL].status, SK_CHECK_OK);
+	assert_non_null(strstr(s.log, "MAIL FROM:<me@test.local> SMTPUTF8\n"
+	    "RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@test.local>\nRSET\n"));
+	sk_doctor_report_fini(&r);
+
+	/* ASCII addresses never ask for it. */
+	server_start(&ascii);
+	config(&c, ascii.port, SK_TLS_MODE_NONE);
+	c.from = "me@test.local";
+	c.to = "you@test.local";
+	run(&c, &r);
+	server_stop(&ascii);
+	assert_verdict(&r, OK);
+	assert_non_null(strstr(ascii.log, "MAIL FROM:<me@test.local>\n"));
+	sk_doctor_report_fini(&r);
+}
+
 static void
 test_bad_arguments(void **state)
 {
@@ -704,6 +777,8 @@ main(void)
 		cmocka_unit_test(test_implicit_tls),
 		cmocka_unit_test(test_implicit_where_starttls_asked),
 		cmocka_unit_test(test_refused_with_working_alternative),
+		cmocka_unit_test(test_smtputf8_unsupported),
+		cmocka_unit_test(test_smtputf8_offered),
 		cmocka_unit_test(test_bad_arguments),
 	};
 

@@ -1231,6 +1231,85 @@ test_server_permanent(void **state)
 	assert_non_null(strstr(f->r.summary, "Bad sender address syntax"));
 }
 
+/*
+ * The engine's own refusal before MAIL of a non-ASCII address on a server
+ * without SMTPUTF8 (client.c): not the server's permanent error.
+ */
+static void
+smtputf8_refusal(struct sk_doctor_session *s)
+{
+	fail_with(s, SK_STAGE_MAIL, SK_ERR_UNSUPPORTED, "an address is not "
+	    "ASCII but the server does not offer SMTPUTF8 (RFC 6531)");
+}
+
+static void
+test_smtputf8_unsupported(void **state)
+{
+	struct fx *f = *state;
+
+	f->cfg.from = "app@mail.test";
+	f->cfg.to = "用户@example.com";
+	smtputf8_refusal(basic(f));
+	assert_verdict(f, SMTPUTF8_UNSUPPORTED);
+	assert_int_equal(f->r.err.kind, SK_ERR_UNSUPPORTED);
+	assert_non_null(strstr(f->r.summary,
+	    "recipient address 用户@example.com"));
+	assert_non_null(strstr(f->r.summary, "SMTPUTF8 (RFC 6531)"));
+	assert_non_null(strstr(f->r.summary, "refused nothing"));
+	assert_null(strstr(f->r.summary, "refused at"));
+	assert_true(fix_has(f, "ASCII alias"));
+	assert_true(fix_has(f, "offers SMTPUTF8"));
+	/* the local part has no ASCII form: punycode would not help */
+	assert_false(fix_has(f, "xn--"));
+	assert_false(f->r.suggested.valid);
+}
+
+/* Only the domain is not ASCII: its A-label (xn--) makes it ASCII. */
+static void
+test_smtputf8_idn_domain(void **state)
+{
+	struct fx *f = *state;
+
+	f->cfg.from = "app@mail.test";
+	f->cfg.to = "info@例子.测试";
+	smtputf8_refusal(basic(f));
+	assert_verdict(f, SMTPUTF8_UNSUPPORTED);
+	assert_true(fix_has(f, "Write the domain 例子.测试"));
+	assert_true(fix_has(f, "idn2 例子.测试"));
+	assert_false(fix_has(f, "ASCII alias"));
+}
+
+static void
+test_smtputf8_sender(void **state)
+{
+	struct fx *f = *state;
+
+	f->cfg.from = "josé@mail.test";
+	f->cfg.to = "rcpt@example.com";
+	smtputf8_refusal(basic(f));
+	assert_verdict(f, SMTPUTF8_UNSUPPORTED);
+	assert_non_null(strstr(f->r.summary, "sender address josé@mail.test"));
+	assert_null(strstr(f->r.summary, "recipient address"));
+	assert_true(fix_has(f, "part before the @ in josé@mail.test"));
+}
+
+/* The same kind of refusal with ASCII addresses, or SMTPUTF8 offered. */
+static void
+test_unsupported_not_smtputf8(void **state)
+{
+	struct fx *f = *state;
+	struct sk_doctor_session *s = basic(f);
+
+	f->cfg.from = "app@mail.test";
+	f->cfg.to = "rcpt@example.com";
+	fail_with(s, SK_STAGE_MAIL, SK_ERR_UNSUPPORTED, "the message is 900 "
+	    "octets; the server accepts at most 100 (its SIZE limit)");
+	assert_verdict(f, SERVER_PERMANENT);
+	f->cfg.to = "用户@example.com";
+	s->caps.flags |= SK_CAP_SMTPUTF8;
+	assert_verdict(f, SERVER_PERMANENT);
+}
+
 /* Judging twice gives the same result: nothing stale survives. */
 static void
 test_judge_is_repeatable(void **state)
@@ -1437,6 +1516,10 @@ main(void)
 		T(test_server_temporary),
 		T(test_server_temporary_hangup),
 		T(test_server_permanent),
+		T(test_smtputf8_unsupported),
+		T(test_smtputf8_idn_domain),
+		T(test_smtputf8_sender),
+		T(test_unsupported_not_smtputf8),
 		T(test_judge_is_repeatable),
 		T(test_suggestion_quotes_for_the_shell),
 		T(test_oauth_client_missing),
