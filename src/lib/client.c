@@ -690,6 +690,22 @@ oom:
 	return -1;
 }
 
+/* The first address of m's envelope that is not ASCII. */
+static const char *
+first_utf8(const struct msg *m)
+{
+	const unsigned char *p;
+	size_t i;
+
+	for (i = 0; i <= m->nrcpts; i++) {
+		p = (const unsigned char *)(i == 0 ? m->from : m->rcpts[i - 1]);
+		for (; p != NULL && *p != '\0'; p++)
+			if (*p >= 0x80)
+				return i == 0 ? m->from : m->rcpts[i - 1];
+	}
+	return NULL;
+}
+
 /*
  * Refuse locally what the server announced it cannot take, before a byte
  * of the message is sent.
@@ -708,10 +724,16 @@ msg_fits(struct sk_client *c, struct msg *m, struct sk_error *e)
 		    "the message has 8-bit octets but the server does not "
 		    "offer 8BITMIME; encode the body as quoted-printable or "
 		    "base64");
-	if (m->smtputf8 && !(c->caps.flags & SK_CAP_SMTPUTF8))
+	if (m->smtputf8 && !(c->caps.flags & SK_CAP_SMTPUTF8)) {
+		const char *a = first_utf8(m);
+
 		return sk_error_set(e, SK_STAGE_MAIL, SK_ERR_UNSUPPORTED,
-		    "an address is not ASCII but the server does not offer "
-		    "SMTPUTF8 (RFC 6531)");
+		    "%s%s%s is not ASCII but the server does not offer "
+		    "SMTPUTF8 (RFC 6531), which it needs to take such an "
+		    "address; use an ASCII address (a domain in its xn-- form)",
+		    a != NULL ? "<" : "", a != NULL ? a : "an address",
+		    a != NULL ? ">" : "");
+	}
 	return 0;
 }
 

@@ -127,3 +127,31 @@ def verbose_transcript_matches_server(t):
     stamped = [el for el in err_lines if re.match(r"^\W*\d+(?:[.:]\d+)+", el)]
     t.check(len(stamped) >= len(srv.rec.conns[0].lines),
             f"transcript lines without timestamps: {err_lines[:5]}")
+
+
+@test()
+def compose_utf8_address_needs_smtputf8(t):
+    """A non-ASCII recipient (RFC 6531): to a server without SMTPUTF8,
+    nothing is sent, exit 69, and the error names the address; to one with
+    it, MAIL carries SMTPUTF8 and the UTF-8 address arrives as given."""
+    rcpt = "用户@example.com"
+    plain = AioServer(t)
+    r = t.smtpkit(*send_args(plain.port, tls="none"), "--from", FROM, "--to", rcpt,
+                  "--subject", "utf8", "--text", "x\n")
+    t.expect_rc(r, 69)
+    said = r.out + r.err
+    t.check(f"<{rcpt}> is not ASCII" in said and "SMTPUTF8" in said,
+            f"the error does not name the address and the extension: {said!r}")
+    plain.sync()
+    t.check(not plain.messages and not any(ln.upper().startswith(("MAIL", "RCPT"))
+                                           for c in plain.rec.conns for ln, _ in c.lines),
+            "something reached the server without SMTPUTF8")
+
+    u8 = AioServer(t, smtputf8=True)
+    r = t.smtpkit(*send_args(u8.port, tls="none"), "--from", FROM, "--to", rcpt,
+                  "--subject", "utf8", "--text", "x\n")
+    t.expect_rc(r, 0)
+    m = _one_message(t, u8, r)
+    t.check(m.rcpt_tos == [rcpt], f"RCPT TO was {m.rcpt_tos}")
+    t.check(any(o.upper() == "SMTPUTF8" for o in m.mail_options),
+            f"MAIL FROM did not ask for SMTPUTF8: {m.mail_options}")

@@ -517,6 +517,9 @@ test_smtputf8(void **state)
 	ev = expect_event(f, SK_EV_MESSAGE);
 	assert_false(ev.ok);
 	assert_non_null(strstr(ev.detail.message, "SMTPUTF8"));
+	/* It names the address, so that the user knows which to change. */
+	assert_non_null(strstr(ev.detail.message,
+	    "<\xe7\x94\xa8\xe6\x88\xb7@example.org> is not ASCII"));
 	teardown_f(f);
 
 	f = setup_with(&cfg);
