@@ -139,6 +139,19 @@ void cli_oauth_advise(const struct sk_error *err, const struct sk_account *a,
 void cli_oauth_expiry(int64_t expires_at, char *buf, size_t cap);
 
 /*
+ * Sign account a (its preset p may be NULL) in with OAuth2, as 'smtpkit
+ * oauth login' does: what the person must do on stdout, then the wait.
+ * The tokens go into *out (owned: sk_oauth_token_fini), not to the store;
+ * *mech (may be NULL) gets the mechanism they are for.  timeout_s: the
+ * wait for a browser (0: the default).  a need not be in a config file
+ * yet (setup signs in before it saves).  Errors: those of
+ * sk_oauth_client_init and sk_oauth_login.
+ */
+int cli_oauth_login(const struct sk_account *a, const struct sk_provider *p,
+    int timeout_s, bool no_qr, int verbose, struct sk_oauth_token *out,
+    enum sk_auth_mech *mech, struct sk_error *err);
+
+/*
  * compose.c, for send: what the command line gives for a message, turned
  * into what sk_mime_compose takes.
  */

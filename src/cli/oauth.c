@@ -487,39 +487,55 @@ on_prompt(void *arg, const struct sk_oauth_prompt *p)
 		start_browser(p->url);
 }
 
-static int
-do_login(const struct oauth_opts *o, struct oauth_run *r,
-    struct sk_error *err)
+int
+cli_oauth_login(const struct sk_account *a, const struct sk_provider *p,
+    int timeout_s, bool no_qr, int verbose, struct sk_oauth_token *out,
+    enum sk_auth_mech *mech, struct sk_error *err)
 {
 	struct cli_oauth co;
 	struct cli_trace tr;
 	struct prompt_ctx pc;
-	struct sk_oauth_token t;
 	struct sk_trace trace = { NULL, NULL };
-	char when[96];
 
-	if (o->verbose > 0) {
-		cli_trace_init(&tr, o->verbose);
+	memset(out, 0, sizeof(*out));
+	if (verbose > 0) {
+		cli_trace_init(&tr, verbose);
 		trace.fn = cli_trace_fn;
 		trace.arg = &tr;
 	}
-	if (cli_oauth_init(&co, r->acct, r->preset, &trace, 0, err) == -1)
+	if (cli_oauth_init(&co, a, p, &trace, 0, err) == -1)
 		return -1;
-	co.client.login_timeout_s = o->timeout_s;
+	co.client.login_timeout_s = timeout_s;
 	memset(&pc, 0, sizeof(pc));
-	pc.no_qr = o->no_qr;
-	if (o->verbose > 0)
+	pc.no_qr = no_qr;
+	if (verbose > 0)
 		fprintf(stderr, "%s: oauth: account %s, %s flow, token "
-		    "endpoint %s\n", cli_progname, r->acct->name,
-		    sk_oauth_flow_name(co.client.flow),
+		    "endpoint %s\n", cli_progname, a->name != NULL ? a->name :
+		    "(new)", sk_oauth_flow_name(co.client.flow),
 		    co.client.token_endpoint);
-	if (sk_oauth_login(&co.client, on_prompt, &pc, &t, err) == -1) {
+	if (mech != NULL)
+		*mech = co.client.mech;
+	if (sk_oauth_login(&co.client, on_prompt, &pc, out, err) == -1) {
 		cli_oauth_fini(&co);
 		return -1;
 	}
+	cli_oauth_fini(&co);
+	return 0;
+}
+
+static int
+do_login(const struct oauth_opts *o, struct oauth_run *r,
+    struct sk_error *err)
+{
+	struct sk_oauth_token t;
+	enum sk_auth_mech mech = SK_AUTH_XOAUTH2;
+	char when[96];
+
+	if (cli_oauth_login(r->acct, r->preset, o->timeout_s, o->no_qr,
+	    o->verbose, &t, &mech, err) == -1)
+		return -1;
 	if (sk_oauth_store_save(r->store, r->acct->name, &t, err) == -1) {
 		sk_oauth_token_fini(&t);
-		cli_oauth_fini(&co);
 		return -1;
 	}
 	cli_oauth_expiry(t.expires_at, when, sizeof(when));
@@ -533,9 +549,8 @@ do_login(const struct oauth_opts *o, struct oauth_run *r,
 	    r->preset->credential != SK_CRED_OAUTH2))
 		printf("Note: account %s has no auth = %s line; smtpkit uses "
 		    "the token for it since it has an oauth-client-id.\n",
-		    r->acct->name, sk_auth_mech_name(co.client.mech));
+		    r->acct->name, sk_auth_mech_name(mech));
 	sk_oauth_token_fini(&t);
-	cli_oauth_fini(&co);
 	return 0;
 }
 

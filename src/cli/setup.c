@@ -10,7 +10,15 @@
  * after being told what failed) come the account's name and where the
  * secret is kept, and the account is written to the user's config file
  * (mode 0600).  Options answer questions in advance: --provider, --host,
- * --port, --tls, --account.
+ * --port, --tls, --account, --oauth-client-id, --oauth-client-secret-file.
+ *
+ * A provider that takes only OAuth2 (Outlook.com), or one that offers it
+ * beside passwords when the user chooses it (Gmail, Microsoft 365), gets
+ * no password: the wizard asks for the client id of the app the user
+ * registered (and Google's client secret), signs in as 'smtpkit oauth
+ * login' does, and the doctor checks the new token.  The account (auth =
+ * XOAUTH2, oauth-client-id) and its tokens are written only after that,
+ * so a cancelled sign-in leaves nothing behind.
  *
  * Answers come from standard input, a line each, so that the wizard can be
  * driven through a pipe; only on a terminal is echo turned off for the
@@ -36,6 +44,7 @@
 #include "smtpkit/smtpkit.h"
 #include "smtpkit/config.h"
 #include "smtpkit/doctor.h"
+#include "smtpkit/oauth.h"
 #include "smtpkit/providers.h"
 #include "cli.h"
 #include "i18n.h"
@@ -57,6 +66,8 @@ struct setup_opts {
 	const char *ca_file;
 	bool insecure;
 	const char *config;
+	const char *oauth_client_id;
+	const char *oauth_client_secret_file;
 	int verbose;
 };
 
@@ -83,6 +94,18 @@ struct wizard {
 	char provider_id[256];		/* "ses:eu-west-1" */
 	char sg_host[256];		/* the host the doctor found working */
 	char ca_file[PATH_MAX];
+	/* OAuth2: smtpkit signs in and keeps the token (secret holds a copy
+	 * of the access token for the doctor) */
+	bool oauth;
+	enum sk_auth_mech mech;
+	char client_id[512];
+	char *client_secret;		/* typed in: goes to csfile */
+	char csfile[PATH_MAX];		/* oauth-client-secret-file */
+	bool csfile_made;
+	struct sk_oauth_token token;
+	char token_path[PATH_MAX];
+	bool token_saved;
+	int rc;				/* why a step failed, 0: input ended */
 };
 
 /* Raised by a signal while echo is off: restore the terminal first. */
@@ -91,7 +114,8 @@ static volatile sig_atomic_t echo_off;
 
 enum {
 	OPT_ACCOUNT = 256, OPT_PROVIDER, OPT_HOST, OPT_PORT, OPT_TLS, OPT_AUTH,
-	OPT_TIMEOUT, OPT_CAFILE, OPT_INSECURE, OPT_CONFIG, OPT_LANG, OPT_HELP
+	OPT_TIMEOUT, OPT_CAFILE, OPT_INSECURE, OPT_CONFIG, OPT_LANG,
+	OPT_OAUTH_ID, OPT_OAUTH_SECRET_FILE, OPT_HELP
 };
 
 static const struct option long_opts[] = {
@@ -106,6 +130,9 @@ static const struct option long_opts[] = {
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "lang", required_argument, NULL, OPT_LANG },
+	{ "oauth-client-id", required_argument, NULL, OPT_OAUTH_ID },
+	{ "oauth-client-secret-file", required_argument, NULL,
+	    OPT_OAUTH_SECRET_FILE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
@@ -118,11 +145,14 @@ setup_usage(FILE *f)
 	    "           [--port PORT] [--tls auto|implicit|starttls|none] [--auth MECH]\n"
 	    "           [--timeout SECS] [--ca-file FILE] [--insecure]\n"
 	    "           [--config FILE] [--lang en|zh] [-v]\n"
+	    "           [--oauth-client-id ID] [--oauth-client-secret-file FILE]\n"
 	    "\n"
 	    "Asks for the address, the provider and the secret (never on the command\n"
 	    "line), checks them with the doctor, and writes the account to\n"
 	    "~/.config/smtpkit/config (mode 0600) when the check passes.  Answers\n"
-	    "are read from standard input, one line each.\n"), f);
+	    "are read from standard input, one line each.  For OAuth2 (Outlook.com;\n"
+	    "Gmail and Microsoft 365 when chosen) smtpkit signs in itself, as the\n"
+	    "app whose client id is asked for, and keeps the token.\n"), f);
 }
 
 static bool
@@ -209,6 +239,15 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 			break;
 		case OPT_CONFIG:
 			o->config = optarg;
+			break;
+		case OPT_OAUTH_ID:
+			if (optarg[0] == '\0' || strpbrk(optarg, " \t") != NULL)
+				return cli_usage_error("setup", _("--oauth-client-id "
+				    "%s: a client id has no spaces"), optarg);
+			o->oauth_client_id = optarg;
+			break;
+		case OPT_OAUTH_SECRET_FILE:
+			o->oauth_client_secret_file = optarg;
 			break;
 		case OPT_LANG:
 			if (strcmp(optarg, "en") != 0 &&
@@ -664,10 +703,7 @@ credential_help(const struct wizard *w)
 		    "console, not your login password.\n"), name);
 		break;
 	case SK_CRED_OAUTH2:
-		printf(_("%s accepts only OAuth2: passwords, even app "
-		    "passwords, are refused.  Give an OAuth2 access token; for "
-		    "lasting use, keep a command that prints a fresh token in "
-		    "password-cmd.\n"), name);
+		/* ask_oauth explains: no secret is asked for */
 		break;
 	case SK_CRED__COUNT:
 		break;
@@ -695,12 +731,145 @@ secret_label(const struct wizard *w)
 	case SK_CRED_API_KEY:
 		return _("API key (not shown)");
 	case SK_CRED_OAUTH2:
-		return _("OAuth2 access token (not shown)");
 	case SK_CRED_PASSWORD:
 	case SK_CRED__COUNT:
 		break;
 	}
 	return _("Password (not shown)");
+}
+
+/*
+ * Whether to sign in with OAuth2: always for a provider that takes nothing
+ * else; for one that offers it beside passwords when asked for by
+ * --oauth-client-id or --auth, else by the user's choice.
+ */
+static int
+want_oauth(struct wizard *w)
+{
+	const struct sk_provider *p = w->p;
+	bool yes;
+
+	w->oauth = false;
+	if (p == NULL)
+		return 0;
+	if (p->credential == SK_CRED_OAUTH2) {
+		w->oauth = true;
+		return 0;
+	}
+	if (p->oauth.flow == SK_OAUTH_FLOW_NONE)
+		return 0;
+	if (w->o->oauth_client_id != NULL || sk_auth_mech_is_token(w->o->auth)) {
+		w->oauth = true;
+		return 0;
+	}
+	if (w->o->auth != SK_AUTH_NONE)
+		return 0;
+	putchar('\n');
+	printf(_("%s also takes OAuth2: smtpkit then signs in itself, as an app "
+	    "you register with %s, and keeps and renews the token; no password "
+	    "is stored.\n"), provider_name(w, p), provider_name(w, p));
+	if (ask_yes(w, _("Sign in with OAuth2 instead of a password?"), false,
+	    &yes) == -1)
+		return -1;
+	w->oauth = yes;
+	return 0;
+}
+
+/*
+ * OAuth2: the client id (and secret) of the user's app, then the sign-in,
+ * as 'smtpkit oauth login' does it; the token is kept in memory until the
+ * account is saved.  -1 at the end of input or when the sign-in failed
+ * (w->rc says how).
+ */
+static int
+ask_oauth(struct wizard *w)
+{
+	const struct sk_provider *p = w->p;
+	const char *name = provider_name(w, p), *help, *note;
+	struct sk_account a;
+	struct sk_error err;
+	char buf[PATH_MAX], nm[NAME_MAX_LEN + 1], origin[32];
+
+	putchar('\n');
+	if (p->credential == SK_CRED_OAUTH2)
+		printf(_("%s takes only OAuth2: passwords, even app passwords, "
+		    "are refused.  smtpkit signs in itself (as 'smtpkit oauth "
+		    "login' does) and keeps and renews the token.\n"), name);
+	else
+		printf(_("Signing in to %s with OAuth2: smtpkit keeps and "
+		    "renews the token; no password is stored.\n"), name);
+	help = zh_or(w, p->oauth.help_zh, p->oauth.help);
+	printf(_("smtpkit signs in as an app that you register with the "
+	    "provider, once:\n"));
+	if (help != NULL && help[0] != '\0')
+		printf("%s\n", help);
+	note = zh_or(w, p->note_zh, p->note);
+	if (note != NULL && note[0] != '\0')
+		printf(_("Note: %s\n"), note);
+
+	if (w->o->oauth_client_id != NULL) {
+		(void)snprintf(w->client_id, sizeof(w->client_id), "%s",
+		    w->o->oauth_client_id);
+		printf(_("OAuth2 client id: %s\n"), w->client_id);
+	} else {
+		for (;;) {
+			if (ask(w, _("OAuth2 client id of your app"), NULL,
+			    w->client_id, sizeof(w->client_id)) == -1)
+				return -1;
+			if (strpbrk(w->client_id, " \t") == NULL)
+				break;
+			printf(_("A client id has no spaces.\n"));
+		}
+	}
+	if (w->o->oauth_client_secret_file != NULL) {
+		if (sk_config_expand_path(w->o->oauth_client_secret_file, buf,
+		    sizeof(buf)) == -1 || realpath(buf, w->csfile) == NULL) {
+			fprintf(stderr, _("%s: setup: --oauth-client-secret-file "
+			    "%s: %s\n"), cli_progname,
+			    w->o->oauth_client_secret_file, strerror(errno));
+			w->rc = EXIT_NOINPUT;
+			return -1;
+		}
+	} else if (p->oauth.secret_required) {
+		printf(_("%s also wants the app's client secret; it is kept in "
+		    "a file readable only by you (mode 0600).\n"), name);
+		if (ask_secret(w, _("OAuth2 client secret (not shown)"),
+		    &w->client_secret) == -1)
+			return -1;
+	}
+
+	memset(&a, 0, sizeof(a));
+	(void)snprintf(nm, sizeof(nm), "%s", w->o->account != NULL ?
+	    w->o->account : "new");
+	(void)snprintf(origin, sizeof(origin), "smtpkit setup");
+	a.name = nm;
+	a.origin = origin;
+	a.user = w->user;
+	a.from = w->addr;
+	a.auth = w->o->auth;
+	a.oauth_client_id = w->client_id;
+	a.oauth_client_secret = w->client_secret;
+	a.oauth_client_secret_file = w->csfile[0] != '\0' ? w->csfile : NULL;
+	putchar('\n');
+	fflush(stdout);
+	if (cli_oauth_login(&a, p, 0, false,
+	    w->o->verbose, &w->token, &w->mech, &err) == -1) {
+		fflush(stdout);
+		cli_print_error(&err);
+		if (err.oauth_error != SK_OAUTH_ERR_NO_CLIENT)
+			fprintf(stderr, _("%s: setup: the sign-in did not "
+			    "complete; nothing was saved\n"), cli_progname);
+		w->rc = cli_exit_code(&err);
+		return -1;
+	}
+	if (sk_auth_mech_is_token(w->o->auth))
+		w->mech = w->o->auth;
+	if ((w->secret = strdup(w->token.access_token)) == NULL) {
+		w->rc = EXIT_SOFTWARE;
+		return -1;
+	}
+	printf(_("Signed in.  The token is kept once the check passes.\n"));
+	return 0;
 }
 
 static int
@@ -740,6 +909,10 @@ ask_login(struct wizard *w)
 	}
 	if (w->no_login)
 		return 0;
+	if (want_oauth(w) == -1)
+		return -1;
+	if (w->oauth)
+		return ask_oauth(w);
 	credential_help(w);
 	return ask_secret(w, secret_label(w), &w->secret);
 }
@@ -783,7 +956,10 @@ run_doctor(struct wizard *w, struct sk_doctor_report *report)
 	cfg.tls_auto = w->tls_auto;
 	cfg.user = w->no_login ? NULL : w->user;
 	cfg.secret = w->no_login ? NULL : w->secret;
-	cfg.auth = w->o->auth;
+	cfg.auth = w->oauth ? w->mech : w->o->auth;
+	cfg.oauth = w->oauth;
+	cfg.oauth_expires_at = w->token.expires_at;
+	cfg.oauth_scope = w->token.scope;
 	cfg.from = w->addr;
 	cfg.timeout_ms = timeout_s * 1000;
 	cfg.ca_file = w->ca_file[0] != '\0' ? w->ca_file : NULL;
@@ -873,9 +1049,10 @@ fail:
 	return -1;
 }
 
-/* The directory of the user's config file, for the password file. */
+/* The directory of the user's config file, for the password file (or,
+ * with suffix "client-secret", the OAuth2 client secret's). */
 static void
-default_pwfile(struct wizard *w, char *buf, size_t cap)
+default_pwfile(struct wizard *w, const char *suffix, char *buf, size_t cap)
 {
 	char user_path[PATH_MAX], *slash;
 
@@ -886,7 +1063,7 @@ default_pwfile(struct wizard *w, char *buf, size_t cap)
 		*slash = '\0';
 	else
 		(void)snprintf(user_path, sizeof(user_path), ".");
-	(void)snprintf(buf, cap, "%s/%s.password", user_path, w->name);
+	(void)snprintf(buf, cap, "%s/%s.%s", user_path, w->name, suffix);
 }
 
 static int
@@ -964,7 +1141,7 @@ ask_store(struct wizard *w, enum store *store)
 	}
 	*store = (enum store)(buf[0] - '0');
 	if (*store == STORE_FILE) {
-		default_pwfile(w, def, sizeof(def));
+		default_pwfile(w, "password", def, sizeof(def));
 		for (;;) {
 			if (ask(w, _("Password file"), def, buf,
 			    sizeof(buf)) == -1)
@@ -1004,6 +1181,51 @@ ask_store(struct wizard *w, enum store *store)
 		}
 	}
 	return 0;
+}
+
+static void unsave_oauth(struct wizard *);
+
+/* OAuth2: the client secret typed in, then the tokens, before the
+ * account that names them. */
+static int
+save_oauth(struct wizard *w, struct sk_error *err)
+{
+	char store[PATH_MAX];
+
+	if (w->client_secret != NULL) {
+		if (write_secret_file(w->csfile, w->client_secret, err) == -1)
+			return -1;
+		w->csfile_made = true;
+	}
+	if (sk_oauth_store_dir(store, sizeof(store)) == -1 ||
+	    sk_oauth_store_path(store, w->name, w->token_path,
+	    sizeof(w->token_path)) == -1) {
+		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_CONFIG,
+		    _("no place for the tokens of account %s: set HOME or "
+		    "XDG_STATE_HOME"), w->name);
+		goto fail;
+	}
+	if (sk_oauth_store_save(store, w->name, &w->token, err) == -1)
+		goto fail;
+	w->token_saved = true;
+	return 0;
+fail:
+	unsave_oauth(w);
+	return -1;
+}
+
+/* Undo save_oauth when the account could not be written. */
+static void
+unsave_oauth(struct wizard *w)
+{
+	char store[PATH_MAX];
+
+	if (w->csfile_made)
+		(void)unlink(w->csfile);
+	w->csfile_made = false;
+	if (w->token_saved && sk_oauth_store_dir(store, sizeof(store)) == 0)
+		(void)sk_oauth_store_delete(store, w->name, NULL, NULL);
+	w->token_saved = false;
 }
 
 /* Write the account; the settings the doctor found working win. */
@@ -1060,7 +1282,15 @@ save(struct wizard *w, const struct sk_doctor_report *r, enum store store)
 		    preset_host != NULL ? preset_host : "", a.port,
 		    sk_tls_mode_name(a.tls));
 	}
-	if (!w->no_login) {
+	if (!w->no_login && w->oauth) {
+		a.user = w->user;
+		a.oauth_client_id = w->client_id;
+		if (w->client_secret != NULL)
+			default_pwfile(w, "client-secret", w->csfile,
+			    sizeof(w->csfile));
+		if (w->csfile[0] != '\0')
+			a.oauth_client_secret_file = w->csfile;
+	} else if (!w->no_login) {
 		a.user = w->user;
 		switch (store) {
 		case STORE_FILE:
@@ -1075,28 +1305,41 @@ save(struct wizard *w, const struct sk_doctor_report *r, enum store store)
 		}
 	}
 	a.from = w->addr;
-	a.auth = w->o->auth;
+	a.auth = w->oauth ? w->mech : w->o->auth;
 	if (w->ca_file[0] != '\0')
 		a.ca_file = w->ca_file;
 	a.timeout = w->o->timeout_s;
 
-	if (!w->no_login && store == STORE_FILE) {
+	if (!w->no_login && !w->oauth && store == STORE_FILE) {
 		if (write_secret_file(w->pwfile, w->secret, &err) == -1) {
 			cli_print_error(&err);
 			return cli_exit_code(&err);
 		}
 		w->pwfile_made = true;
 	}
+	if (w->oauth && save_oauth(w, &err) == -1) {
+		cli_print_error(&err);
+		return cli_exit_code(&err);
+	}
 	if (sk_config_write_account(w->path, &a, &err) == -1) {
 		cli_print_error(&err);
 		if (w->pwfile_made)
 			(void)unlink(w->pwfile);
+		unsave_oauth(w);
 		return cli_exit_code(&err);
 	}
 	printf("\n");
 	printf(_("Saved the account '%s' in %s.\n"), w->name, w->path);
-	if (!w->no_login && store == STORE_FILE)
+	if (!w->no_login && !w->oauth && store == STORE_FILE)
 		printf(_("The secret is in %s (mode 0600).\n"), w->pwfile);
+	if (w->oauth && w->csfile_made)
+		printf(_("The OAuth2 client secret is in %s (mode 0600).\n"),
+		    w->csfile);
+	if (w->oauth)
+		printf(_("The OAuth2 tokens are in %s (mode 0600); smtpkit "
+		    "renews the access token itself.  'smtpkit oauth status "
+		    "--account %s' shows it, 'smtpkit oauth login --account %s' "
+		    "signs in again.\n"), w->token_path, w->name, w->name);
 	if (!w->no_login && store == STORE_ENV)
 		printf(_("Before sending, set the variable in the shell or the "
 		    "service's environment: export %s='...'\n"), w->env);
@@ -1164,8 +1407,11 @@ cmd_setup(int argc, char **argv)
 	    "saved before the settings have been checked.\n\n"), w.path);
 	rc = EXIT_NOINPUT;
 	if (ask_address(&w) == -1 || choose_server(&w) == -1 ||
-	    ask_login(&w) == -1)
+	    ask_login(&w) == -1) {
+		if (w.rc != 0)
+			rc = w.rc;
 		goto out;
+	}
 
 	if ((rc = run_doctor(&w, &report)) != 0)
 		goto out;
@@ -1188,7 +1434,7 @@ cmd_setup(int argc, char **argv)
 	putchar('\n');
 	if (ask_name(&w) == -1)
 		goto out;
-	if (!w.no_login && ask_store(&w, &store) == -1)
+	if (!w.no_login && !w.oauth && ask_store(&w, &store) == -1)
 		goto out;
 	rc = save(&w, &report, store);
 out:
@@ -1196,6 +1442,8 @@ out:
 	if (have_report)
 		sk_doctor_report_fini(&report);
 	cli_secret_free(w.secret);
+	cli_secret_free(w.client_secret);
+	sk_oauth_token_fini(&w.token);
 	sk_providers_free(w.db);
 	return rc;
 }
