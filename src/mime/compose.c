@@ -445,7 +445,8 @@ file_open(struct comp *c, struct file *fp)
 		    strerror(EISDIR));
 	/* A FIFO or a device could block, or never end. */
 	if (!S_ISREG(st.st_mode))
-		return sys_fail(c, EINVAL, "%s %s: not a regular file",
+		return sys_fail(c, EINVAL, "%s %s: not a regular file "
+		    "(a pipe or a device); save it to a file and attach that",
 		    fp->opt, fp->shown);
 	if ((fl = fcntl(fp->fd, F_GETFL)) == -1 ||
 	    fcntl(fp->fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
