@@ -429,7 +429,7 @@ sk_conn_connect(const struct sk_addrlist *addrs, int attempt_ms,
 	struct conn_try *t;
 	enum sk_error_kind kind;
 	struct sk_conn *c;
-	size_t i, off = 0, won;
+	size_t i, off = 0, won, before, room;
 	const char *hint;
 
 	sk_error_clear(err);
@@ -468,6 +468,16 @@ sk_conn_connect(const struct sk_addrlist *addrs, int attempt_ms,
 		return c;
 	}
 
+	/*
+	 * As when the addresses were tried one after another: the kind
+	 * and errno are the last address's in the list (tried or not),
+	 * whatever order the answers came in.
+	 */
+	kind = sk__errno_kind(r.t[r.n - 1].err);
+	hint = conn_hint(kind);
+	/* Room kept for the hint and for "; and 16 more". */
+	room = sizeof(msg) - 1 - (hint != NULL ? strlen(hint) + 3 : 0) - 16;
+
 	/* One address: "to A: result"; more: "to any of N: A result; ..." */
 	if (r.n == 1)
 		conn_append(msg, sizeof(msg), &off, "cannot connect to %s: %s",
@@ -475,18 +485,22 @@ sk_conn_connect(const struct sk_addrlist *addrs, int attempt_ms,
 	else {
 		conn_append(msg, sizeof(msg), &off,
 		    "cannot connect to any of %zu addresses: ", r.n);
-		for (i = 0; i < r.n; i++)
+		for (i = 0; i < r.n; i++) {
+			before = off;
 			conn_append(msg, sizeof(msg), &off, "%s%s %s",
 			    i ? "; " : "", r.t[i].name,
 			    conn_result(&r.t[i], result, sizeof(result)));
+			if (off > room) {
+				/* The hint says what to do: keep it. */
+				off = before;
+				msg[off] = '\0';
+				conn_append(msg, sizeof(msg), &off,
+				    "; and %zu more", r.n - i);
+				break;
+			}
+		}
 	}
-	/*
-	 * As when the addresses were tried one after another: the kind
-	 * and errno are the last address's in the list (tried or not),
-	 * whatever order the answers came in.
-	 */
-	kind = sk__errno_kind(r.t[r.n - 1].err);
-	if ((hint = conn_hint(kind)) != NULL)
+	if (hint != NULL)
 		conn_append(msg, sizeof(msg), &off, " (%s)", hint);
 	(void)sk_error_set(err, SK_STAGE_CONNECT, kind, "%s", msg);
 	if (err != NULL)

@@ -564,6 +564,46 @@ test_race_all_refused(void **state)
 }
 
 /*
+ * Sixteen long addresses do not fit one message: the list is cut with
+ * "and N more", and the hint, which says what to do, is kept.
+ */
+static void
+test_race_long_list_keeps_hint(void **state)
+{
+	struct sk_addrlist l, one;
+	struct sockaddr_in *sin;
+	struct sockaddr_in6 sin6;
+	struct sk_error err;
+	size_t i;
+
+	(void)state;
+	memset(&l, 0, sizeof(l));
+	for (i = 0; i < SK_DNS_ADDRS_MAX; i++) {
+		/* ::ffff:127.0.0.1, where nothing listens: loopback only. */
+		closed_port(&one);
+		sin = (struct sockaddr_in *)&one.a[0].ss;
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = sin->sin_port;
+		sin6.sin6_addr.s6_addr[10] = 0xff;
+		sin6.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&sin6.sin6_addr.s6_addr[12], &sin->sin_addr, 4);
+		memcpy(&l.a[i].ss, &sin6, sizeof(sin6));
+		l.a[i].len = sizeof(sin6);
+	}
+	l.n = SK_DNS_ADDRS_MAX;
+	assert_null(sk_conn_connect(&l, 1000, sk_clock_ms() + WAIT_MS, NULL,
+	    &err));
+	print_message("%s\n", err.message);
+	assert_int_equal(err.kind, SK_ERR_REFUSED);
+	assert_non_null(strstr(err.message, "cannot connect to any of 16 "
+	    "addresses: [::ffff:127.0.0.1]:"));
+	assert_non_null(strstr(err.message, " more (refused at once: "));
+	assert_non_null(strstr(err.message, "actively rejects it)"));
+	assert_true(strlen(err.message) < SK_ERROR_MESSAGE_MAX - 1);
+}
+
+/*
  * The kind reported is the last address's in the list, as when they were
  * tried in turn: here the refusal, though the unanswered first address
  * gave up later.
@@ -1391,6 +1431,7 @@ main(void)
 		cmocka_unit_test(test_race_later_address_wins),
 		cmocka_unit_test(test_race_unanswered_first),
 		cmocka_unit_test(test_race_all_refused),
+		cmocka_unit_test(test_race_long_list_keeps_hint),
 		cmocka_unit_test(test_race_kind_of_last_address),
 		cmocka_unit_test(test_race_deadline_and_limit),
 		cmocka_unit_test(test_read_deadline),
