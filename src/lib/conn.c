@@ -420,16 +420,55 @@ conn_hint(enum sk_error_kind kind)
 	}
 }
 
+/*
+ * The failure of a race into msg: one address, "cannot connect to A:
+ * result"; more, "cannot connect to any of N addresses: A result; ...",
+ * cut with "; and N more" where an address would end past limit; then the
+ * hint.  Returns the length written (cap - 1 or more: cut at cap).
+ */
+static size_t
+conn_failure_text(const struct conn_race *r, const char *hint, char *msg,
+    size_t cap, size_t limit)
+{
+	char result[160];
+	size_t i, off = 0, before;
+
+	if (r->n == 1)
+		conn_append(msg, cap, &off, "cannot connect to %s: %s",
+		    r->t[0].name, conn_result(&r->t[0], result,
+		    sizeof(result)));
+	else {
+		conn_append(msg, cap, &off,
+		    "cannot connect to any of %zu addresses: ", r->n);
+		for (i = 0; i < r->n; i++) {
+			before = off;
+			conn_append(msg, cap, &off, "%s%s %s", i ? "; " : "",
+			    r->t[i].name, conn_result(&r->t[i], result,
+			    sizeof(result)));
+			if (off > limit) {
+				off = before;
+				msg[off] = '\0';
+				conn_append(msg, cap, &off, "; and %zu more",
+				    r->n - i);
+				break;
+			}
+		}
+	}
+	if (hint != NULL)
+		conn_append(msg, cap, &off, " (%s)", hint);
+	return off;
+}
+
 struct sk_conn *
 sk_conn_connect(const struct sk_addrlist *addrs, int attempt_ms,
     int64_t deadline, const struct sk_trace *trace, struct sk_error *err)
 {
-	char msg[SK_ERROR_MESSAGE_MAX], result[160];
+	char msg[SK_ERROR_MESSAGE_MAX];
 	struct conn_race r;
 	struct conn_try *t;
 	enum sk_error_kind kind;
 	struct sk_conn *c;
-	size_t i, off = 0, won, before, room;
+	size_t i, won;
 	const char *hint;
 
 	sk_error_clear(err);
@@ -475,33 +514,11 @@ sk_conn_connect(const struct sk_addrlist *addrs, int attempt_ms,
 	 */
 	kind = sk__errno_kind(r.t[r.n - 1].err);
 	hint = conn_hint(kind);
-	/* Room kept for the hint and for "; and 16 more". */
-	room = sizeof(msg) - 1 - (hint != NULL ? strlen(hint) + 3 : 0) - 16;
-
-	/* One address: "to A: result"; more: "to any of N: A result; ..." */
-	if (r.n == 1)
-		conn_append(msg, sizeof(msg), &off, "cannot connect to %s: %s",
-		    r.t[0].name, conn_result(&r.t[0], result, sizeof(result)));
-	else {
-		conn_append(msg, sizeof(msg), &off,
-		    "cannot connect to any of %zu addresses: ", r.n);
-		for (i = 0; i < r.n; i++) {
-			before = off;
-			conn_append(msg, sizeof(msg), &off, "%s%s %s",
-			    i ? "; " : "", r.t[i].name,
-			    conn_result(&r.t[i], result, sizeof(result)));
-			if (off > room) {
-				/* The hint says what to do: keep it. */
-				off = before;
-				msg[off] = '\0';
-				conn_append(msg, sizeof(msg), &off,
-				    "; and %zu more", r.n - i);
-				break;
-			}
-		}
-	}
-	if (hint != NULL)
-		conn_append(msg, sizeof(msg), &off, " (%s)", hint);
+	/* Every address if all fits, else as many as leave the hint room. */
+	if (conn_failure_text(&r, hint, msg, sizeof(msg), sizeof(msg)) >=
+	    sizeof(msg) - 1)
+		(void)conn_failure_text(&r, hint, msg, sizeof(msg), sizeof(msg) -
+		    1 - (hint != NULL ? strlen(hint) + 3 : 0) - 16);
 	(void)sk_error_set(err, SK_STAGE_CONNECT, kind, "%s", msg);
 	if (err != NULL)
 		err->sys_errno = r.t[r.n - 1].err;

@@ -680,7 +680,12 @@ test_race_deadline_and_limit(void **state)
 	assert_int_equal(err.kind, SK_ERR_TIMEOUT);
 	assert_int_equal(err.sys_errno, ETIMEDOUT);
 	assert_int_equal(count(err.message, "no answer within"), 8);
-	assert_int_equal(count(err.message, "not tried"), 2);
+	/* The two never started: named, or counted where the hint needs
+	 * the room. */
+	assert_true(count(err.message, "not tried") == 2 ||
+	    strstr(err.message, "; and 2 more (no reply at all") != NULL);
+	assert_non_null(strstr(err.message, "silently dropping the "
+	    "connection)"));
 	(void)close(held);
 	(void)close(lfd);
 }
