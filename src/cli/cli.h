@@ -102,9 +102,12 @@ const char *cli_route_account(const struct cli_route *r);
 const char *cli_route_address(const struct cli_route *r);
 /* Check the envelope as send does, read the password, connect: a session
  * ready for the message (owned), or NULL with err.  *utf8: an address
- * needs SMTPUTF8. */
+ * needs SMTPUTF8.  cli_route_check: the check alone (0 or -1 with err),
+ * for a message that goes over a session already open. */
 struct sk_session *cli_route_open(struct cli_route *r,
     const char *const *rcpts, size_t n, bool *utf8, struct sk_error *err);
+int cli_route_check(struct cli_route *r, const char *const *rcpts, size_t n,
+    bool *utf8, struct sk_error *err);
 /* What the preset knows about a refusal, on stderr (as send prints it). */
 void cli_route_hint(const struct cli_route *r, const struct sk_error *e);
 void cli_route_free(struct cli_route *r);

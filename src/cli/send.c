@@ -1411,8 +1411,8 @@ cli_route_account(const struct cli_route *r)
 	return r->o.acct != NULL ? r->o.acct->name : NULL;
 }
 
-struct sk_session *
-cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
+int
+cli_route_check(struct cli_route *r, const char *const *rcpts, size_t n,
     bool *utf8, struct sk_error *err)
 {
 	struct send_opts *o = &r->o;
@@ -1421,13 +1421,18 @@ cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
 	cli_mailboxes_clear(&o->to);
 	for (i = 0; i < n; i++)
 		if (cli_mailboxes_add(&o->to, rcpts[i], NULL) == -1)
-			goto oom;
-	if (check_opts(o, utf8, err) == -1)
+			return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+			    "out of memory");
+	return check_opts(o, utf8, err);
+}
+
+struct sk_session *
+cli_route_open(struct cli_route *r, const char *const *rcpts, size_t n,
+    bool *utf8, struct sk_error *err)
+{
+	if (cli_route_check(r, rcpts, n, utf8, err) == -1)
 		return NULL;
-	return open_session(o, &r->oa, &r->tr, err);
-oom:
-	sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "out of memory");
-	return NULL;
+	return open_session(&r->o, &r->oa, &r->tr, err);
 }
 
 void

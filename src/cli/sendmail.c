@@ -17,7 +17,9 @@
  * sysexits status: never dropped in silence.
  *
  * -bs speaks SMTP on standard input and output (the server engine), and
- * relays every message it receives through the same path.
+ * relays every message it receives through the same path, keeping the
+ * upstream session open for the next message that goes through the same
+ * account (struct upstream).
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -25,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +45,7 @@
 #define HEADER_MAX (1024u * 1024u)	/* the header is read into memory */
 #define CHUNK 65536
 #define RCPT_MAX 10000			/* recipients of one message */
+#define UPSTREAM_IDLE_MS 60000		/* -bs: QUIT an upstream idle this long */
 
 enum sm_mode {
 	MODE_DELIVER,		/* -bm: read a message, send it */
@@ -125,6 +129,7 @@ struct msgin {
 	struct cli_route *route;
 	struct sk_error route_err;
 	bool route_failed;
+	bool route_kept;	/* route belongs to the upstream now */
 
 	struct sink spool;
 	int spool_fd;
@@ -143,6 +148,22 @@ struct outcome {
 	struct sk_error detail;	/* the failure, or the final reply */
 	char refused_list[512];
 	const char *const *rcpts;
+};
+
+/*
+ * -bs: the upstream session kept open between the messages of one
+ * conversation.  The next message reuses it when its route is the same
+ * account; it is closed (QUIT) when the account changes, when it has been
+ * idle UPSTREAM_IDLE_MS, on the client's QUIT or end of input, and after
+ * any failure of the session.
+ */
+struct upstream {
+	struct sk_session *s;	/* NULL: none open */
+	struct cli_route *route; /* the route that opened s (owned): its
+				   account, and the transcript s writes to */
+	char peer[300];
+	int64_t idle_since;	/* sk_clock_ms() when s last finished work */
+	int verbose;
 };
 
 static const char *progname = "sendmail";
@@ -951,7 +972,8 @@ msgin_fini(struct msgin *m)
 	free(m->head);
 	free(m->f);
 	addrs_free(&m->rcpts);
-	cli_route_free(m->route);
+	if (!m->route_kept)
+		cli_route_free(m->route);
 	m->head = NULL;
 	m->f = NULL;
 	m->route = NULL;
@@ -1234,20 +1256,81 @@ final_rcpts(struct msgin *m, struct addrs *out, bool *utf8,
 	return 0;
 }
 
+/* ---- the upstream session of -bs ---- */
+
+/* QUIT and forget the kept session, if any; why (may be NULL) for -v. */
+static void
+upstream_close(struct upstream *up, const char *why)
+{
+	if (up == NULL || up->s == NULL)
+		return;
+	if (up->verbose > 0 && why != NULL)
+		fprintf(stderr, "%s: closing the connection to %s (%s)\n",
+		    progname, up->peer, why);
+	sk_session_quit(up->s);
+	cli_route_free(up->route);
+	up->s = NULL;
+	up->route = NULL;
+}
+
+/* The session failed: close it without QUIT. */
+static void
+upstream_drop(struct upstream *up)
+{
+	sk_session_free(up->s);
+	cli_route_free(up->route);
+	up->s = NULL;
+	up->route = NULL;
+}
+
+/* Does the message's route go through the account the kept session is
+ * logged in to?  The account alone decides the session's server, port,
+ * TLS and login; the envelope sender does not. */
+static bool
+upstream_fits(const struct upstream *up, const struct cli_route *r)
+{
+	const char *a = cli_route_account(up->route);
+	const char *b = cli_route_account(r);
+
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * May a message that failed on a reused session go again on a new one?
+ * Only when the session turned out dead (the server closed it or reset
+ * it while it sat idle, or said 421) before the server accepted the
+ * message's MAIL: then nothing of the message was taken.  Once MAIL was
+ * accepted (a recipient was answered, or the failure is at RCPT or DATA)
+ * the failure is reported as it is: the message must never arrive twice.
+ * A timeout is not retried either: the server may still be there.
+ */
+static bool
+dead_before_mail(const struct outcome *out, const struct sk_error *e)
+{
+	if (out->sent || out->accepted > 0 || out->refused > 0)
+		return false;
+	if (e->stage != SK_STAGE_MAIL && e->stage != SK_STAGE_NONE)
+		return false;
+	return e->kind == SK_ERR_EOF || e->kind == SK_ERR_RESET ||
+	    (e->kind == SK_ERR_REPLY && e->code == 421);
+}
+
 /*
  * Send a complete message.  Fills out (the exit status and what the
  * server said); a message not sent to every recipient is saved in
- * dead.letter when save is set.
+ * dead.letter when save is set.  up NULL: a session of its own, closed
+ * after the message; else the session up keeps is reused when it fits,
+ * and the one used is left open in up when it is still usable.
  */
 static void
-deliver(struct msgin *m, struct outcome *out, bool save)
+deliver(struct msgin *m, struct outcome *out, bool save, struct upstream *up)
 {
 	struct addrs rcpts = { 0 };
 	struct sk_session *s = NULL;
 	struct sk_source src;
 	struct sk_error err;
 	const char *peer;
-	bool utf8 = false;
+	bool utf8 = false, reused = false;
 
 	memset(out, 0, sizeof(*out));
 	sk_error_clear(&err);
@@ -1277,16 +1360,31 @@ deliver(struct msgin *m, struct outcome *out, bool save)
 		    "octets\n", progname, cli_route_from(m->route), rcpts.n,
 		    rcpts.n == 1 ? "" : "s",
 		    (unsigned long long)m->scan.wire_size);
-	if (lseek(m->spool_fd, 0, SEEK_SET) == -1) {
-		sk_error_set(&err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "cannot read "
-		    "the spool file back: %s", strerror(errno));
-		err.sys_errno = errno;
-		goto fail;
-	}
-	if ((s = cli_route_open(m->route, (const char *const *)rcpts.v,
-	    rcpts.n, &utf8, &err)) == NULL)
-		goto fail;
+	if (up != NULL && up->s != NULL && !upstream_fits(up, m->route)) {
+		char why[300];
 
+		(void)snprintf(why, sizeof(why), "the next message goes "
+		    "through account %s", cli_route_account(m->route));
+		upstream_close(up, why);
+	}
+	if (up != NULL && up->s != NULL) {
+		if (cli_route_check(m->route, (const char *const *)rcpts.v,
+		    rcpts.n, &utf8, &err) == -1)
+			goto fail;
+		s = up->s;
+		reused = true;
+		if (m->o->verbose > 0)
+			fprintf(stderr, "%s: reusing the connection to %s\n",
+			    progname, up->peer);
+	} else {
+		if ((s = cli_route_open(m->route,
+		    (const char *const *)rcpts.v, rcpts.n, &utf8, &err)) == NULL)
+			goto fail;
+	}
+
+again:
+	if (lseek(m->spool_fd, 0, SEEK_SET) == -1)
+		goto spool;
 	memset(&src, 0, sizeof(src));
 	src.fd = m->spool_fd;
 	src.name = "the message";
@@ -1299,10 +1397,29 @@ deliver(struct msgin *m, struct outcome *out, bool save)
 	src.env.dsn_notify = m->o->dsn_notify;
 	src.env.dsn_ret = m->o->dsn_ret;
 	src.env.dsn_envid = m->o->dsn_envid;
+	memset(out, 0, sizeof(*out));
 	out->rcpts = (const char *const *)rcpts.v;
 	out->rc = EXIT_OK;
 	peer = sk_session_peer(s);
 	if (sk_session_send(s, &src, 1, on_result, out, &err) == -1) {
+		if (reused) {
+			/* up->s is s: the session is gone either way */
+			upstream_drop(up);
+			s = NULL;
+			if (dead_before_mail(out, &err)) {
+				if (m->o->verbose > 0)
+					fprintf(stderr, "%s: the kept "
+					    "connection was dead (%s); opening "
+					    "a new one\n", progname,
+					    err.message);
+				reused = false;
+				if ((s = cli_route_open(m->route,
+				    (const char *const *)rcpts.v, rcpts.n,
+				    &utf8, &err)) == NULL)
+					goto fail;
+				goto again;
+			}
+		}
 		sk_session_free(s);
 		s = NULL;
 		if (out->rc == EXIT_OK)
@@ -1314,7 +1431,20 @@ deliver(struct msgin *m, struct outcome *out, bool save)
 			fprintf(stderr, "%s: accepted by %s: %d %s\n",
 			    progname, peer, out->detail.code,
 			    out->detail.server_text);
-		sk_session_quit(s);
+		if (up == NULL) {
+			sk_session_quit(s);
+		} else {
+			if (!reused) {
+				/* the session writes its transcript
+				 * through the route: both stay together */
+				up->s = s;
+				up->route = m->route;
+				m->route_kept = true;
+				(void)snprintf(up->peer, sizeof(up->peer), "%s",
+				    peer);
+			}
+			up->idle_since = sk_clock_ms();
+		}
 		s = NULL;
 	}
 	if (out->rc != EXIT_OK && out->detail.kind != SK_ERR_NONE) {
@@ -1333,6 +1463,12 @@ deliver(struct msgin *m, struct outcome *out, bool save)
 	addrs_free(&rcpts);
 	out->rcpts = NULL;
 	return;
+spool:
+	sk_error_set(&err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "cannot read "
+	    "the spool file back: %s", strerror(errno));
+	err.sys_errno = errno;
+	if (s != NULL && !reused)
+		sk_session_free(s);
 fail:
 	out->rc = exit_code(&err);
 	out->detail = err;
@@ -1455,7 +1591,7 @@ run_deliver(struct sm_opts *o)
 	if (!o->ignore_dots && d.held == 2)
 		msgin_feed(&m, ".\r", 2);
 	(void)msgin_end(&m);
-	deliver(&m, &out, true);
+	deliver(&m, &out, true, NULL);
 	rc = out.rc;
 	msgin_fini(&m);
 	addrs_free(&args);
@@ -1523,12 +1659,14 @@ run_smtp(struct sm_opts *o)
 	struct addrs rcpts = { 0 };
 	const struct sk_server_envelope *env;
 	struct outcome out;
+	struct upstream up;
+	struct pollfd pfd;
 	char buf[CHUNK], from[SK_ADDR_MAX];
 	const char *p;
 	size_t len, off, used, i;
 	ssize_t n;
 	bool in_msg = false, eof = false;
-	int rc = EXIT_OK;
+	int rc = EXIT_OK, left;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.hostname = this_host();
@@ -1540,6 +1678,8 @@ run_smtp(struct sm_opts *o)
 	}
 	memset(&m, 0, sizeof(m));
 	m.spool_fd = -1;
+	memset(&up, 0, sizeof(up));
+	up.verbose = o->verbose;
 	while (!sk_server_closed(srv)) {
 		p = sk_server_output(srv, &len);
 		if (len > 0) {
@@ -1552,6 +1692,31 @@ run_smtp(struct sm_opts *o)
 		}
 		if (eof)
 			break;
+		if (up.s != NULL) {
+			/*
+			 * Servers drop idle sessions (RFC 5321 §4.5.3.2 lets
+			 * them after 5 minutes; some much sooner): wait for
+			 * the client no longer than the kept session may
+			 * idle, then QUIT it while it is likely still
+			 * there, and wait on.  A server quicker than that is
+			 * met by the retry in deliver().
+			 */
+			left = sk_clock_left(up.idle_since + UPSTREAM_IDLE_MS);
+			pfd.fd = STDIN_FILENO;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			if (left > 0 && poll(&pfd, 1, left) == -1 &&
+			    errno == EINTR)
+				continue;
+			if (left == 0 || pfd.revents == 0) {
+				char why[64];
+
+				(void)snprintf(why, sizeof(why), "idle for %d s",
+				    UPSTREAM_IDLE_MS / 1000);
+				upstream_close(&up, why);
+				continue;
+			}
+		}
 		n = read(STDIN_FILENO, buf, sizeof(buf));
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -1593,7 +1758,7 @@ run_smtp(struct sm_opts *o)
 						break;
 					}
 					(void)msgin_end(&m);
-					deliver(&m, &out, false);
+					deliver(&m, &out, false, &up);
 					final_reply(srv, &out);
 					if (out.rc != EXIT_OK && out.sent)
 						(void)save_copy(&m, out.rc,
@@ -1629,6 +1794,8 @@ run_smtp(struct sm_opts *o)
 	}
 	if (in_msg)
 		msgin_fini(&m);
+	/* the client said QUIT, or its input ended */
+	upstream_close(&up, NULL);
 	addrs_free(&rcpts);
 	sk_server_free(srv);
 	return rc;

@@ -488,6 +488,192 @@ def sendmail_bs(t):
             "-bs wrote dead.letter for a message its client was told about")
 
 
+def _bs_session(*msgs, quit=True):
+    """A -bs conversation: EHLO, then each (sender, recipient, subject) as
+    MAIL, RCPT, DATA and a short message, then QUIT."""
+    text = "EHLO client.test\r\n"
+    for frm, rcpt, subject in msgs:
+        text += (f"MAIL FROM:<{frm}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
+                 f"From: {frm}\r\nSubject: {subject}\r\n\r\n{subject} body\r\n.\r\n")
+    return text + ("QUIT\r\n" if quit else "")
+
+
+def _dot_replies(out):
+    """The replies to the final dots: the reply after each 354."""
+    lines = [ln for ln in out.split("\r\n") if ln]
+    return [lines[i + 1] for i, ln in enumerate(lines[:-1])
+            if ln.startswith("354")]
+
+
+@test()
+def sendmail_bs_one_upstream_connection(t):
+    """-bs: three messages in one conversation go through the same account,
+    so they share ONE upstream connection (no new DNS, TCP, TLS, EHLO, AUTH
+    per message); each dot is answered 250; -v says it reuses it."""
+    srv = _server(t)
+    msgs = [(ME, f"r{i}@example.com", f"message {i}") for i in (1, 2, 3)]
+    r = sendmail(t, "-bs", "-v", stdin=_bs_session(*msgs))
+    t.expect_rc(r, 0)
+    dots = _dot_replies(r.out)
+    t.check(len(dots) == 3 and all(d.startswith("250 ") for d in dots),
+            f"dot replies {dots}: {r.out!r}")
+    srv.sync()
+    t.check([m.rcpt_tos for m in srv.messages] ==
+            [["r1@example.com"], ["r2@example.com"], ["r3@example.com"]],
+            f"delivered {[m.rcpt_tos for m in srv.messages]}")
+    conns = srv.rec.conns
+    t.check(len(conns) == 1, f"{len(conns)} upstream connections, expected 1: "
+            f"{[c.verbs() for c in conns]}")
+    verbs = conns[0].verbs()
+    t.check(verbs.count("EHLO") == 1 and verbs.count("MAIL") == 3 and verbs[-1] == "QUIT",
+            f"upstream verbs {verbs}")
+    t.check(r.err.count("sendmail: reusing the connection to ") == 2,
+            f"-v does not show the reuse: {r.err!r}")
+
+    # input ends without QUIT: the upstream still gets its QUIT
+    r = sendmail(t, "-bs", stdin=_bs_session(*msgs[:2], quit=False))
+    t.expect_rc(r, 0)
+    srv.sync()
+    conns = srv.rec.conns
+    t.check(len(conns) == 2 and conns[1].verbs()[-1] == "QUIT" and
+            conns[1].verbs().count("MAIL") == 2,
+            f"after EOF: {[c.verbs() for c in conns]}")
+
+
+def _drop_after_each_message(c, state, lock):
+    """A ScriptedServer script: one message per connection; the first
+    connection then answers the next MAIL with 421 and closes, as a server
+    whose idle timer ran out does."""
+    with lock:
+        state["conns"] += 1
+        first = state["conns"] == 1
+    c.send("220 drop.test ESMTP\r\n")
+    c.expect("EHLO", "250-drop.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+    c.expect("MAIL", "250 2.1.0 Ok\r\n")
+    c.expect("RCPT", "250 2.1.5 Ok\r\n")
+    c.expect("DATA", "354 go on\r\n")
+    body = b""
+    while True:
+        line = c.readline()
+        if line is None:
+            return
+        if line in (b".\r\n", b".\n"):
+            break
+        body += line
+    with lock:
+        state["messages"].append(body)
+    c.send("250 2.0.0 Ok: queued\r\n")
+    if first:
+        c.expect("MAIL", "421 4.4.2 drop.test idle timeout, closing\r\n")
+        return
+    c.expect("QUIT", "221 2.0.0 Bye\r\n")
+
+
+@test()
+def sendmail_bs_upstream_closed_while_idle(t):
+    """-bs: the upstream closes the kept connection between two messages
+    (silently, or with 421 to the next MAIL): the next message goes once on
+    a new connection; both arrive, exactly once each, each dot 250."""
+    import faultserver
+
+    # the server hangs up after every message, saying nothing
+    fs = faultserver.FaultServer({"replies": {
+        ".": {"reply": "250 2.0.0 Ok: queued", "then": "close"}}}).start()
+    t.defer(fs.stop)
+    _config(t, ("main", fs.port, ME))
+    msgs = [(ME, "a@example.com", "first"), (ME, "b@example.com", "second")]
+    r = sendmail(t, "-bs", "-v", stdin=_bs_session(*msgs))
+    t.expect_rc(r, 0)
+    dots = _dot_replies(r.out)
+    t.check(len(dots) == 2 and all(d.startswith("250 ") for d in dots),
+            f"dot replies {dots}: {r.out!r}\n{tail(r.err)}")
+    fs.wait_idle(10)
+    got = fs.messages()
+    t.check(len(got) == 2 and b"first body" in got[0] and b"second body" in got[1],
+            f"received {got}: {fs.transcript()}")
+    t.check(len(fs.conns) == 2 and all(len(c.messages) == 1 for c in fs.conns),
+            f"connections {[c.verbs() for c in fs.conns]}")
+    t.check("opening a new one" in r.err, f"-v does not say it reconnected: {r.err!r}")
+
+    # the server answers the next MAIL with 421 and closes
+    state, lock = {"conns": 0, "messages": []}, threading.Lock()
+    ss = ScriptedServer(t, lambda c: _drop_after_each_message(c, state, lock))
+    _config(t, ("main", ss.port, ME))
+    r = sendmail(t, "-bs", stdin=_bs_session(*msgs))
+    t.expect_rc(r, 0)
+    dots = _dot_replies(r.out)
+    t.check(len(dots) == 2 and all(d.startswith("250 ") for d in dots),
+            f"dot replies {dots}: {r.out!r}\n{tail(r.err)}")
+    ss.wait_done()
+    got = state["messages"]
+    t.check(len(got) == 2 and b"first body" in got[0] and b"second body" in got[1],
+            f"received {got}: {ss.received()}")
+    t.check(state["conns"] == 2, f"{state['conns']} connections, expected 2")
+
+
+def _mail_then_close(c):
+    """One message, then the next MAIL is accepted and the connection dies
+    before RCPT is answered."""
+    c.send("220 half.test ESMTP\r\n")
+    c.expect("EHLO", "250-half.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+    c.expect("MAIL", "250 2.1.0 Ok\r\n")
+    c.expect("RCPT", "250 2.1.5 Ok\r\n")
+    c.expect("DATA", "354 go on\r\n")
+    while c.readline() not in (None, b".\r\n", b".\n"):
+        pass
+    c.send("250 2.0.0 Ok: queued\r\n")
+    c.expect("MAIL", "250 2.1.0 Ok\r\n")
+    c.readline()
+
+
+@test()
+def sendmail_bs_no_retry_after_mail(t):
+    """-bs: on a reused connection, a failure after the upstream accepted
+    MAIL is not retried on a new one: the message is reported (4xx to its
+    dot) and never sent twice."""
+    srv = ScriptedServer(t, _mail_then_close)
+    _config(t, ("main", srv.port, ME))
+    r = sendmail(t, "-bs", stdin=_bs_session((ME, "a@example.com", "first"),
+                                             (ME, "b@example.com", "second")))
+    t.expect_rc(r, 0)
+    dots = _dot_replies(r.out)
+    t.check(len(dots) == 2 and dots[0].startswith("250 ") and dots[1].startswith("4"),
+            f"dot replies {dots}: {r.out!r}")
+    srv.wait_done()
+    t.check(len(srv.conns) == 1, f"{len(srv.conns)} connections: {srv.received()}")
+
+
+@test()
+def sendmail_bs_two_accounts(t):
+    """-bs: two messages whose senders belong to two accounts on two servers
+    each reach their own server: the kept connection is closed when the
+    account changes, and a third message back on the first account opens
+    a new one."""
+    one, two = AioServer(t), AioServer(t)
+    other = "other@example.net"
+    _config(t, ("main", one.port, ME), ("second", two.port, other), default="main")
+    msgs = [(ME, "a@example.com", "via main"), (other, "b@example.com", "via second"),
+            (ME, "c@example.com", "main again")]
+    r = sendmail(t, "-bs", "-v", stdin=_bs_session(*msgs))
+    t.expect_rc(r, 0)
+    dots = _dot_replies(r.out)
+    t.check(len(dots) == 3 and all(d.startswith("250 ") for d in dots),
+            f"dot replies {dots}: {r.out!r}")
+    one.sync()
+    two.sync()
+    t.check([(m.mail_from, m.rcpt_tos) for m in one.messages] ==
+            [(ME, ["a@example.com"]), (ME, ["c@example.com"])],
+            f"first server got {[(m.mail_from, m.rcpt_tos) for m in one.messages]}")
+    t.check([(m.mail_from, m.rcpt_tos) for m in two.messages] == [(other, ["b@example.com"])],
+            f"second server got {[(m.mail_from, m.rcpt_tos) for m in two.messages]}")
+    t.check(len(one.rec.conns) == 2 and len(two.rec.conns) == 1 and
+            all(c.verbs()[-1] == "QUIT" for c in one.rec.conns + two.rec.conns),
+            f"connections: {[c.verbs() for c in one.rec.conns]} "
+            f"{[c.verbs() for c in two.rec.conns]}")
+    t.check("closing the connection to" in r.err and "account second" in r.err,
+            f"-v does not say why it closed: {r.err!r}")
+
+
 @test()
 def sendmail_big_body_streams(t):
     """A 20 MB body is spooled and streamed, not held: peak RSS stays small."""
