@@ -178,7 +178,7 @@ send_usage(FILE *f)
 	    "FILE - is standard input for --text-file, --html-file and --raw.  The inline\n"
 	    "part's cid is its file name unless cid= says otherwise; --inline needs --html.\n"
 	    "--header replaces the Subject, To, Cc, Reply-To, Date or Message-ID smtpkit\n"
-	    "writes; From, Bcc, MIME-Version and Content-* are refused.\n"
+	    "writes; From, Bcc, Resent-Bcc, MIME-Version and Content-* are refused.\n"
 	    "\n"
 	    "Flags win over the account, the account over the provider preset, the preset\n"
 	    "over the defaults.  Without --host, --account or --provider the account is the\n"
