@@ -1652,7 +1652,9 @@ text_for(struct judge *j, const struct about *a)
 		text_server(j, a);
 		break;
 	}
-	fix_help_url(j);
+	/* Nothing to fix when all passed: no "How to fix it" for a link. */
+	if (a->v != SK_VERDICT_OK)
+		fix_help_url(j);
 }
 
 /* ---- the suggestion ---- */

@@ -345,6 +345,19 @@ test_ok(void **state)
 	assert_int_equal(f->r.suggested.tls, SK_TLS_MODE_STARTTLS);
 }
 
+/* A preset with a help page: still nothing to fix when all passed. */
+static void
+test_ok_with_preset_no_fix(void **state)
+{
+	struct fx *f = *state;
+
+	f->cfg.provider = sk_providers_find(db, "testmail", NULL);
+	assert_non_null(f->cfg.provider);
+	basic(f);
+	assert_verdict(f, OK);
+	assert_int_equal(f->r.nfix, 0);
+}
+
 static void
 test_ok_fully_asked_no_suggestion(void **state)
 {
@@ -1454,6 +1467,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		T(test_ok),
+		T(test_ok_with_preset_no_fix),
 		T(test_ok_fully_asked_no_suggestion),
 		T(test_dns_no_such_host),
 		T(test_dns_no_address),
