@@ -163,6 +163,22 @@ cli_mailbox_parse(const char *flag, const char *text, char **addr,
 
 /* ---- --attach, --inline, --header ---- */
 
+/* What a file given as "-" becomes; compared by address. */
+static const char stdin_path[] = "/dev/stdin";
+
+/* Standard input can be read once: the second option to want it is a
+ * mistake.  *by is the flag that has it, or NULL. */
+static int
+stdin_claim(const char **by, const char *flag, struct sk_error *err)
+{
+	if (*by != NULL)
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+		    "send: %s - and %s -: standard input can give only one "
+		    "of them", *by, flag);
+	*by = flag;
+	return 0;
+}
+
 /* Length of "key" when seg starts with "key=", a key being letters,
  * digits and '-'; 0 when it does not look like one. */
 static size_t
@@ -230,10 +246,15 @@ file_arg_parse(const char *flag, const char *arg, bool inl,
 	if (*s == '\0')
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
 		    "send: %s %s: no file name", flag, arg);
-	if (strcmp(s, "-") == 0)
-		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
-		    "send: %s -: standard input cannot be attached; give a "
-		    "file", flag);
+	if (strcmp(s, "-") == 0) {
+		/* Standard input has no name to show. */
+		if (f->name == NULL)
+			return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
+			    "send: %s -: give the name shown, e.g. "
+			    "'-;name=backup.sql.gz'", flag);
+		/* On Linux, fd 0's file, opened anew: a pipe stays one. */
+		f->path = stdin_path;
+	}
 	return 0;	/* the values are the library's to check */
 }
 
@@ -424,6 +445,7 @@ cli_compose(const struct cli_compose *c, struct sk_source *src,
 	struct sk_mime_file *att = NULL, *inl = NULL;
 	struct sk_mime_header *hdr = NULL;
 	char **bufs = NULL, *text = NULL, *html = NULL;
+	const char *by = NULL;	/* the option that reads standard input */
 	size_t nbufs, i, b = 0, text_len = 0, html_len = 0;
 	int rc = -1;
 
@@ -453,6 +475,19 @@ cli_compose(const struct cli_compose *c, struct sk_source *src,
 	for (i = 0; i < c->nheaders; i++)
 		if (header_arg_parse(c->headers[i], &hdr[i], &bufs[b++],
 		    err) == -1)
+			goto out;
+	if ((c->text_file != NULL && strcmp(c->text_file, "-") == 0 &&
+	    stdin_claim(&by, "--text-file", err) == -1) ||
+	    (c->html_file != NULL && strcmp(c->html_file, "-") == 0 &&
+	    stdin_claim(&by, "--html-file", err) == -1))
+		goto out;
+	for (i = 0; i < c->nattach; i++)
+		if (att[i].path == stdin_path &&
+		    stdin_claim(&by, "--attach", err) == -1)
+			goto out;
+	for (i = 0; i < c->ninl; i++)
+		if (inl[i].path == stdin_path &&
+		    stdin_claim(&by, "--inline", err) == -1)
 			goto out;
 
 	if (c->text_file != NULL) {

@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,6 +53,12 @@ const int sk__mime_module_abi = SK__MIME_MODULE_ABI;
 #define CID_MAX		250
 
 #define OCTET_STREAM	"application/octet-stream"
+
+/*
+ * The most read from a pipe or a device: far above what any provider
+ * takes in one message (tens of MB), far below a full disk.
+ */
+#define SPOOL_MAX	((uint64_t)1 << 30)
 
 /* How much of a file libmagic may read to find its type. */
 #define MAGIC_BYTES	((size_t)1024 * 1024)
@@ -417,6 +425,121 @@ cid_fault(const char *cid)
 	return NULL;
 }
 
+/*
+ * An unnamed file readable by us alone, for a pipe's or a device's bytes:
+ * O_TMPFILE in $TMPDIR or /tmp, or where the file system lacks it, a
+ * named one unlinked at once.  Returns the fd, or -1 with errno set.
+ */
+static int
+spool_tmpfile(const char **dirp)
+{
+	char path[PATH_MAX];
+	const char *dir;
+	int fd, n;
+
+	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
+		dir = "/tmp";
+	*dirp = dir;
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) != -1)
+		return fd;
+	n = snprintf(path, sizeof(path), "%s/smtpkit-XXXXXX", dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* mkostemp makes it 0600 */
+	if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
+		(void)unlink(path);
+	return fd;
+}
+
+/*
+ * A FIFO, a character device or a socket: read to its end, in chunks,
+ * into an unnamed temporary file, and fp->fd becomes that file at offset
+ * 0, so that libmagic and the GMime stream see a regular file.  At most
+ * SPOOL_MAX octets, so that /dev/zero cannot fill the disk.  Fails with
+ * SK_ERR_LOCAL (errno set).
+ */
+static int
+file_spool(struct comp *c, struct file *fp, bool fifo)
+{
+	static const size_t chunk = (size_t)64 * 1024;
+	const char *dir = "/tmp";
+	struct pollfd pfd;
+	uint64_t total = 0;
+	char *buf;
+	ssize_t r, w;
+	size_t off;
+	int tfd, e;
+
+	if ((tfd = spool_tmpfile(&dir)) == -1) {
+		e = errno;
+		return sys_fail(c, e, "%s %s: cannot make a temporary file "
+		    "in %s: %s", fp->opt, fp->shown, dir, strerror(e));
+	}
+	/*
+	 * A FIFO opened (O_NONBLOCK) before its writer reads as ended; poll
+	 * waits for the writer's first bytes or its close, as cat would.
+	 */
+	pfd.fd = fp->fd;
+	pfd.events = POLLIN;
+	while (fifo && poll(&pfd, 1, -1) == -1)
+		if (errno != EINTR) {
+			e = errno;
+			(void)close(tfd);
+			return sys_fail(c, e, "%s %s: %s", fp->opt, fp->shown,
+			    strerror(e));
+		}
+	buf = g_malloc(chunk);
+	for (;;) {
+		r = read(fp->fd, buf, chunk);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			e = errno;
+			g_free(buf);
+			(void)close(tfd);
+			return sys_fail(c, e, "%s %s: %s", fp->opt, fp->shown,
+			    strerror(e));
+		}
+		if (r == 0)
+			break;
+		if ((total += (uint64_t)r) > SPOOL_MAX) {
+			g_free(buf);
+			(void)close(tfd);
+			return sys_fail(c, EFBIG, "%s %s: more than %llu MiB "
+			    "read and it has not ended; no mail server takes "
+			    "that much", fp->opt, fp->shown,
+			    (unsigned long long)(SPOOL_MAX >> 20));
+		}
+		for (off = 0; off < (size_t)r; off += (size_t)w) {
+			w = write(tfd, buf + off, (size_t)r - off);
+			if (w == -1 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w == -1) {
+				e = errno;
+				g_free(buf);
+				(void)close(tfd);
+				return sys_fail(c, e, "%s %s: cannot copy it "
+				    "to a temporary file in %s: %s", fp->opt,
+				    fp->shown, dir, strerror(e));
+			}
+		}
+	}
+	g_free(buf);
+	if (lseek(tfd, 0, SEEK_SET) == -1) {
+		e = errno;
+		(void)close(tfd);
+		return sys_fail(c, e, "%s %s: %s", fp->opt, fp->shown,
+		    strerror(e));
+	}
+	(void)close(fp->fd);
+	fp->fd = tfd;
+	return 0;
+}
+
 static int
 file_open(struct comp *c, struct file *fp)
 {
@@ -443,17 +566,20 @@ file_open(struct comp *c, struct file *fp)
 	if (S_ISDIR(st.st_mode))
 		return sys_fail(c, EISDIR, "%s %s: %s", fp->opt, fp->shown,
 		    strerror(EISDIR));
-	/* A FIFO or a device could block, or never end. */
-	if (!S_ISREG(st.st_mode))
-		return sys_fail(c, EINVAL, "%s %s: not a regular file "
-		    "(a pipe or a device); save it to a file and attach that",
-		    fp->opt, fp->shown);
+	/*
+	 * O_NONBLOCK was only so that opening a FIFO without a writer does
+	 * not hang; reading, a pipe blocks until its writer is done.
+	 */
 	if ((fl = fcntl(fp->fd, F_GETFL)) == -1 ||
 	    fcntl(fp->fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
 		e = errno;
 		return sys_fail(c, e, "%s %s: %s", fp->opt, fp->shown,
 		    strerror(e));
 	}
+	/* A FIFO, a device or a socket can be read once, and not sought. */
+	if (!S_ISREG(st.st_mode) &&
+	    file_spool(c, fp, S_ISFIFO(st.st_mode)) == -1)
+		return -1;
 
 	if (f->name != NULL)
 		fp->name = f->name;

@@ -13,10 +13,12 @@ import base64
 import binascii
 import hashlib
 import os
+import pathlib
 import quopri
 import random
 import re
 import struct
+import threading
 import zlib
 
 from common import FROM, check_wire_lines, parse_msg, raw_message, send_args
@@ -628,6 +630,65 @@ def mime_file_errors(t):
     r = send(t, srv, "--text", "Gr\udcfc\udcdfe\n")
     t.expect_rc(r, EX_DATAERR)
     no_connection(t, srv, "file and encoding errors")
+
+
+@test()
+def mime_attach_stdin_pipe(t):
+    """--attach '-;name=db.sql.gz' with 2 MB of random octets on standard
+    input, a pipe as in `mysqldump | gzip | smtpkit send`: they arrive byte
+    for byte under that name."""
+    srv = AioServer(t)
+    data = random.Random(1950).randbytes(2 * 1024 * 1024)
+    rfd, wfd = os.pipe()
+
+    def writer():
+        try:
+            with os.fdopen(wfd, "wb") as w:
+                w.write(data)
+        except BrokenPipeError:
+            pass        # smtpkit stopped reading; the checks below say so
+
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    try:
+        # a path, which the harness opens: the same anonymous pipe
+        r = send(t, srv, "--subject", "dump", "--text", "the dump\n",
+                 "--attach", "-;name=db.sql.gz",
+                 stdin=pathlib.Path(f"/proc/self/fd/{rfd}"))
+    finally:
+        os.close(rfd)
+    th.join(10)
+    t.expect_rc(r, 0)
+    msg = check_mime_wire(t, received(t, srv)[0])
+    parts = list(msg.iter_parts())
+    t.check(len(parts) == 2, f"multipart/mixed has {len(parts)} parts, expected 2: "
+            f"{[p.get_content_type() for p in parts]}")
+    check_attachment(t, parts[-1], data, name="db.sql.gz", what="standard input")
+
+
+@test()
+def mime_attach_stdin_refused(t):
+    """--attach - needs name=; standard input read twice (two -, or - with
+    --text-file -) is a usage error naming both; no connection."""
+    srv = AioServer(t)
+    r = send(t, srv, "--text", "x\n", "--attach", "-", stdin=b"data")
+    t.expect_rc(r, EX_USAGE)
+    refused_for_reason(t, r, r"--attach -: give the name shown.*name=", "--attach -")
+
+    r = send(t, srv, "--attach", "-;name=a", "--text-file", "-", stdin=b"data")
+    t.expect_rc(r, EX_USAGE)
+    refused_for_reason(t, r, r"--text-file -.*--attach -|--attach -.*--text-file -",
+                       "--attach - with --text-file -")
+
+    r = send(t, srv, "--text", "x\n", "--attach", "-;name=a", "--attach", "-;name=b",
+             stdin=b"data")
+    t.expect_rc(r, EX_USAGE)
+    refused_for_reason(t, r, r"--attach -.*--attach -", "--attach - twice")
+
+    r = send(t, srv, "--html-file", "-", "--inline", "-;name=i.png", stdin=b"<p>x</p>")
+    t.expect_rc(r, EX_USAGE)
+    refused_for_reason(t, r, r"--html-file -.*--inline -", "--inline - with --html-file -")
+    no_connection(t, srv, "standard input refused")
 
 
 # ---------------------------------------------------------------------------

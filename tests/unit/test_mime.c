@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -1299,16 +1300,93 @@ test_missing_files(void **state)
 	    strerror(EISDIR));
 	assert_string_equal(compose_fail(&m, SK_ERR_LOCAL, EISDIR), want);
 
-	att.path = "/dev/null";
-	assert_contains(compose_fail(&m, SK_ERR_LOCAL, EINVAL),
-	    "--attach /dev/null: not a regular file");
-
 	m = base();
 	set_html(&m, "<img src=\"cid:x\">");
 	att.path = path_of("no-inline");
 	m.inl = &att;
 	m.ninl = 1;
 	assert_contains(compose_fail(&m, SK_ERR_LOCAL, ENOENT), "--inline ");
+}
+
+/*
+ * A FIFO whose writer (a child) opens it only after compose has, and
+ * writes 3 MB of random bytes: compose waits for it, copies all of it to
+ * a temporary file, and the attachment decodes byte for byte.
+ */
+static void
+test_attach_fifo(void **state)
+{
+	struct sk_mime_file att = { NULL, NULL, NULL, NULL };
+	struct sk_mime m = base();
+	struct sk_error err;
+	size_t size = 3 * 1024 * 1024, off;
+	unsigned char *data;
+	GMimeMessage *msg;
+	char fifo[PATH_MAX];
+	ssize_t n;
+	pid_t pid;
+	int fd, status;
+
+	(void)state;
+	data = malloc(size);
+	assert_non_null(data);
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (off = 0; off < size; off += (size_t)n)
+		assert_true((n = read(fd, data + off, size - off)) > 0);
+	(void)close(fd);
+	(void)snprintf(fifo, sizeof(fifo), "%s", path_of("pipe"));
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Blocks until compose opens the FIFO to read. */
+		if ((fd = open(fifo, O_WRONLY | O_CLOEXEC)) == -1)
+			_exit(1);
+		for (off = 0; off < size; off += (size_t)n)
+			if ((n = write(fd, data + off, size - off)) <= 0)
+				_exit(2);
+		_exit(close(fd) == 0 ? 0 : 3);
+	}
+	att.path = fifo;
+	att.name = "random.bin";
+	set_text(&m, "from a pipe\n");
+	m.attach = &att;
+	m.nattach = 1;
+	if (compose(&m, &err) == -1) {
+		/* The writer may still wait for a reader: it must not stay. */
+		(void)kill(pid, SIGKILL);
+		(void)waitpid(pid, NULL, 0);
+		fail_msg("compose failed: %s", err.message);
+	}
+	msg = parse();
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_tree(msg, "multipart/mixed(text/plain,application/octet-stream)");
+	assert_file(part_at(msg, 1, -1), "application/octet-stream",
+	    "attachment", "random.bin", data, size);
+	g_object_unref(msg);
+	free(data);
+}
+
+/* A character device is read to its end: /dev/null is an empty file. */
+static void
+test_attach_device(void **state)
+{
+	struct sk_mime_file att = { NULL, NULL, NULL, NULL };
+	struct sk_mime m = base();
+	GMimeMessage *msg;
+
+	(void)state;
+	att.path = "/dev/null";
+	set_text(&m, "nothing\n");
+	m.attach = &att;
+	m.nattach = 1;
+	msg = compose_ok(&m);
+	assert_tree(msg, "multipart/mixed(text/plain,application/octet-stream)");
+	assert_file(part_at(msg, 1, -1), "application/octet-stream",
+	    "attachment", "null", "", 0);
+	g_object_unref(msg);
 }
 
 /*
@@ -1602,6 +1680,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_types),
 		cmocka_unit_test(test_bad_types),
 		cmocka_unit_test(test_missing_files),
+		cmocka_unit_test(test_attach_fifo),
+		cmocka_unit_test(test_attach_device),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_inline_rules),
 		cmocka_unit_test(test_nothing_written_on_error),
