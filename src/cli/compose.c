@@ -21,6 +21,7 @@
 #include "smtpkit/message.h"
 #include "smtpkit/mime.h"
 #include "cli.h"
+#include "file.h"
 
 #define TEXT_FILE_MAX (64u * 1024 * 1024)
 
@@ -347,34 +348,21 @@ fail:
 
 /* ---- the message ---- */
 
-/*
- * An unnamed file for the message, readable by us alone: O_TMPFILE, or
- * where the file system lacks it, a named one unlinked at once.
- */
+/* An unnamed file for the message, readable by us alone. */
 static int
 tmpfile_open(struct sk_error *err)
 {
-	char path[PATH_MAX];
 	const char *dir;
-	int fd, n;
+	int fd;
 
-	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) != -1)
-		return fd;
-	n = snprintf(path, sizeof(path), "%s/smtpkit-XXXXXX", dir);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		errno = ENAMETOOLONG;
-	else if ((fd = mkostemp(path, O_CLOEXEC)) != -1) {
-		(void)unlink(path);
-		return fd;
+	if ((fd = sk__tmpfile(&dir)) == -1) {
+		(void)sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+		    "send: cannot make a temporary file in %s: %s", dir,
+		    strerror(errno));
+		if (err != NULL)
+			err->sys_errno = errno;
 	}
-	(void)sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
-	    "send: cannot make a temporary file in %s: %s", dir,
-	    strerror(errno));
-	if (err != NULL)
-		err->sys_errno = errno;
-	return -1;
+	return fd;
 }
 
 static struct sk_mime_addr *

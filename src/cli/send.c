@@ -29,6 +29,7 @@
 #include "smtpkit/providers.h"
 #include "smtpkit/smtpkit.h"
 #include "cli.h"
+#include "file.h"
 
 struct strlist {
 	char **v;
@@ -760,16 +761,12 @@ open_raw(const char *path, struct sk_source *src, struct sk_error *err)
 	struct sk_scan scan;
 	struct stat st;
 	char buf[65536];
-	const char *tmpdir;
 	ssize_t n;
 	int fd;
 
 	src->path = strcmp(path, "-") == 0 ? NULL : path;
 	if (src->path == NULL) {
-		if ((tmpdir = getenv("TMPDIR")) == NULL)
-			tmpdir = "/tmp";
-		if ((fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC,
-		    0600)) == -1)
+		if ((fd = sk__tmpfile(NULL)) == -1)
 			goto fail;
 		sk_scan_init(&scan);
 		for (;;) {
@@ -783,7 +780,7 @@ open_raw(const char *path, struct sk_source *src, struct sk_error *err)
 			if (n == 0)
 				break;
 			sk_scan_feed(&scan, buf, (size_t)n);
-			if (write(fd, buf, (size_t)n) != n) {
+			if (sk__write_all(fd, buf, (size_t)n) == -1) {
 				(void)close(fd);
 				goto fail;
 			}

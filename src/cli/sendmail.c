@@ -41,6 +41,7 @@
 #include "smtpkit/server.h"
 #include "smtpkit/smtpkit.h"
 #include "cli.h"
+#include "file.h"
 
 #define HEADER_MAX (1024u * 1024u)	/* the header is read into memory */
 #define CHUNK 65536
@@ -605,23 +606,12 @@ mbox_end(struct sink *s)
 static int
 spool_open(struct sk_error *err)
 {
-	const char *tmpdir = getenv("TMPDIR");
-	char path[PATH_MAX];
+	const char *dir;
 	int fd;
 
-	if (tmpdir == NULL || *tmpdir == '\0')
-		tmpdir = "/tmp";
-	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd == -1 && (errno == EOPNOTSUPP || errno == EISDIR ||
-	    errno == EINVAL)) {
-		/* A file system without O_TMPFILE: a name, gone at once. */
-		(void)snprintf(path, sizeof(path), "%s/smtpkit.XXXXXX", tmpdir);
-		if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
-			(void)unlink(path);
-	}
-	if (fd == -1) {
+	if ((fd = sk__tmpfile(&dir)) == -1) {
 		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL, "cannot make a "
-		    "spool file in %s: %s", tmpdir, strerror(errno));
+		    "spool file in %s: %s", dir, strerror(errno));
 		err->sys_errno = errno;
 	}
 	return fd;
@@ -1600,23 +1590,6 @@ run_deliver(struct sm_opts *o)
 
 /* ---- -bs: SMTP on standard input and output ---- */
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The final reply to a relayed message: what the server said when it
  * said no, else a reply that carries the failure's nature. */
 static void
@@ -1683,7 +1656,7 @@ run_smtp(struct sm_opts *o)
 	while (!sk_server_closed(srv)) {
 		p = sk_server_output(srv, &len);
 		if (len > 0) {
-			if (write_all(STDOUT_FILENO, p, len) == -1) {
+			if (sk__write_all(STDOUT_FILENO, p, len) == -1) {
 				rc = sm_error(EXIT_IOERR, "cannot write the "
 				    "SMTP replies: %s", strerror(errno));
 				break;
@@ -1777,7 +1750,7 @@ run_smtp(struct sm_opts *o)
 			}
 			p = sk_server_output(srv, &len);
 			if (len > 0) {
-				if (write_all(STDOUT_FILENO, p, len) == -1)
+				if (sk__write_all(STDOUT_FILENO, p, len) == -1)
 					break;
 				sk_server_sent(srv, len);
 			}

@@ -29,6 +29,7 @@
 #include <ini.h>
 
 #include "smtpkit/config.h"
+#include "file.h"
 #include "sbuf.h"
 #include "smtpkit/message.h"
 
@@ -1439,68 +1440,6 @@ read_existing(const char *path, char **text, size_t *len,
 	return 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/*
- * Replace path with text: a temporary file in the same directory, synced,
- * renamed over it, and the directory synced so that the rename lasts.
- */
-static int
-replace_file(const char *dir, const char *path, const char *text,
-    size_t len, struct sk_error *err)
-{
-	char tmp[PATH_MAX];
-	int fd, dfd, e;
-
-	if (snprintf(tmp, sizeof(tmp), "%s/.smtpkit-config.XXXXXX", dir) >=
-	    (int)sizeof(tmp))
-		return config_error(err, ENAMETOOLONG, "%s: path too long",
-		    dir);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
-		return config_error(err, errno, "cannot create a file in %s: "
-		    "%s", dir, strerror(errno));
-	if (fchmod(fd, 0600) == -1 || write_all(fd, text, len) == -1 ||
-	    fsync(fd) == -1) {
-		e = errno;
-		(void)close(fd);
-		(void)unlink(tmp);
-		return config_error(err, e, "cannot write %s: %s", tmp,
-		    strerror(e));
-	}
-	if (close(fd) == -1 || rename(tmp, path) == -1) {
-		e = errno;
-		(void)unlink(tmp);
-		return config_error(err, e, "cannot replace %s: %s", path,
-		    strerror(e));
-	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return config_error(err, errno, "%s: %s", dir,
-		    strerror(errno));
-	if (fsync(dfd) == -1) {
-		e = errno;
-		(void)close(dfd);
-		return config_error(err, e, "cannot sync %s: %s", dir,
-		    strerror(e));
-	}
-	(void)close(dfd);
-	return 0;
-}
-
 int
 sk_config_write_account(const char *path, const struct sk_account *a,
     struct sk_error *err)
@@ -1543,7 +1482,8 @@ sk_config_write_account(const char *path, const struct sk_account *a,
 		sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
 	else
-		rc = replace_file(dir, target, out.p, out.len, err);
+		rc = sk__replace_file(dir, target, out.p, out.len, SK_ERR_CONFIG,
+		    err);
 	sk__sbuf_free(&out);
 	wipe(old, oldlen);
 	free(old);

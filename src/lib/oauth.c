@@ -38,6 +38,7 @@
 #include "smtpkit/base64.h"
 #include "smtpkit/clock.h"
 #include "smtpkit/oauth.h"
+#include "file.h"
 #include "sbuf.h"
 #include "smtpkit/smtpkit.h"
 
@@ -1977,34 +1978,15 @@ make_dirs(const char *dir, struct sk_error *err)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int
 sk_oauth_store_save(const char *dir, const char *account,
     const struct sk_oauth_token *t, struct sk_error *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], *text;
-	int fd, dfd, e;
+	char path[PATH_MAX], *text, *line;
 	size_t len;
+	int rc;
 
-	if (store_file(dir, account, ".json", path, sizeof(path)) == -1 ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, account) >=
-	    (int)sizeof(tmp))
+	if (store_file(dir, account, ".json", path, sizeof(path)) == -1)
 		return bad_name(account, err);
 	if (t == NULL || !token_ok(t->access_token))
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_USAGE,
@@ -2016,35 +1998,20 @@ sk_oauth_store_save(const char *dir, const char *account,
 	if ((text = sk_oauth_token_format(t)) == NULL)
 		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
 		    "out of memory");
+	/* One line end after the JSON, as a text file has. */
 	len = strlen(text);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		e = errno;
+	if ((line = malloc(len + 2)) == NULL) {
 		wipe_free(text);
-		return local_fail(err, e, "cannot create a file in %s: %s",
-		    dir, strerror(e));
+		return sk_error_set(err, SK_STAGE_LOCAL, SK_ERR_LOCAL,
+		    "out of memory");
 	}
-	if (fchmod(fd, 0600) == -1 || write_all(fd, text, len) == -1 ||
-	    write_all(fd, "\n", 1) == -1 || fsync(fd) == -1) {
-		e = errno;
-		(void)close(fd);
-		(void)unlink(tmp);
-		wipe_free(text);
-		return local_fail(err, e, "cannot write %s: %s", tmp,
-		    strerror(e));
-	}
+	memcpy(line, text, len);
+	line[len] = '\n';
+	line[len + 1] = '\0';
 	wipe_free(text);
-	if (close(fd) == -1 || rename(tmp, path) == -1) {
-		e = errno;
-		(void)unlink(tmp);
-		return local_fail(err, e, "cannot replace %s: %s", path,
-		    strerror(e));
-	}
-	/* The rename lasts only once the directory is on disk too. */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(dfd);
-		(void)close(dfd);
-	}
-	return 0;
+	rc = sk__replace_file(dir, path, line, len + 1, SK_ERR_LOCAL, err);
+	wipe_free(line);
+	return rc;
 }
 
 /* The account's lock: an exclusive flock on dir/ACCOUNT.lock. */

@@ -38,6 +38,7 @@
 #include "smtpkit/error.h"
 #include "smtpkit/message.h"
 #include "smtpkit/mime.h"
+#include "file.h"
 #include "mime_module.h"
 
 const int sk__mime_module_abi = SK__MIME_MODULE_ABI;
@@ -426,34 +427,6 @@ cid_fault(const char *cid)
 }
 
 /*
- * An unnamed file readable by us alone, for a pipe's or a device's bytes:
- * O_TMPFILE in $TMPDIR or /tmp, or where the file system lacks it, a
- * named one unlinked at once.  Returns the fd, or -1 with errno set.
- */
-static int
-spool_tmpfile(const char **dirp)
-{
-	char path[PATH_MAX];
-	const char *dir;
-	int fd, n;
-
-	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
-		dir = "/tmp";
-	*dirp = dir;
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) != -1)
-		return fd;
-	n = snprintf(path, sizeof(path), "%s/smtpkit-XXXXXX", dir);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	/* mkostemp makes it 0600 */
-	if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
-		(void)unlink(path);
-	return fd;
-}
-
-/*
  * A FIFO, a character device or a socket: read to its end, in chunks,
  * into an unnamed temporary file, and fp->fd becomes that file at offset
  * 0, so that libmagic and the GMime stream see a regular file.  At most
@@ -468,11 +441,10 @@ file_spool(struct comp *c, struct file *fp, bool fifo)
 	struct pollfd pfd;
 	uint64_t total = 0;
 	char *buf;
-	ssize_t r, w;
-	size_t off;
+	ssize_t r;
 	int tfd, e;
 
-	if ((tfd = spool_tmpfile(&dir)) == -1) {
+	if ((tfd = sk__tmpfile(&dir)) == -1) {
 		e = errno;
 		return sys_fail(c, e, "%s %s: cannot make a temporary file "
 		    "in %s: %s", fp->opt, fp->shown, dir, strerror(e));
@@ -512,20 +484,13 @@ file_spool(struct comp *c, struct file *fp, bool fifo)
 			    "that much", fp->opt, fp->shown,
 			    (unsigned long long)(SPOOL_MAX >> 20));
 		}
-		for (off = 0; off < (size_t)r; off += (size_t)w) {
-			w = write(tfd, buf + off, (size_t)r - off);
-			if (w == -1 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w == -1) {
-				e = errno;
-				g_free(buf);
-				(void)close(tfd);
-				return sys_fail(c, e, "%s %s: cannot copy it "
-				    "to a temporary file in %s: %s", fp->opt,
-				    fp->shown, dir, strerror(e));
-			}
+		if (sk__write_all(tfd, buf, (size_t)r) == -1) {
+			e = errno;
+			g_free(buf);
+			(void)close(tfd);
+			return sys_fail(c, e, "%s %s: cannot copy it to a "
+			    "temporary file in %s: %s", fp->opt, fp->shown, dir,
+			    strerror(e));
 		}
 	}
 	g_free(buf);
