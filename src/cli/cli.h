@@ -70,6 +70,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* A whole decimal number within [min, max]; -1 for anything else. */
 int cli_parse_number(const char *s, long min, long max, long *out);
 
+/*
+ * The values of options several commands share: --port (1-65535),
+ * --timeout (seconds, 1-3600), --auth (a mechanism's name).  Each returns
+ * 0 with the value set, or EXIT_USAGE after cli_usage_error said why.
+ */
+int cli_opt_port(const char *cmd, const char *arg, unsigned *port);
+int cli_opt_timeout(const char *cmd, const char *arg, int *secs);
+int cli_opt_auth(const char *cmd, const char *arg, enum sk_auth_mech *mech);
+
 /* "smtpkit: <message>" on stderr. */
 void cli_print_error(const struct sk_error *err);
 

@@ -977,7 +977,7 @@ cli_tls_arg(const char *s, enum sk_tls_mode *mode, bool *tls_auto)
 static int
 parse_opts(int argc, char **argv, struct doctor_opts *o)
 {
-	long v;
+	int rc;
 	int c;
 
 	o->tls_auto = true;
@@ -995,10 +995,8 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 			o->host = optarg;
 			break;
 		case OPT_PORT:
-			if (cli_parse_number(optarg, 1, 65535, &v) == -1)
-				return cli_usage_error("doctor", _("--port %s: not a "
-				    "port number (1-65535)"), optarg);
-			o->port = (unsigned)v;
+			if ((rc = cli_opt_port("doctor", optarg, &o->port)) != 0)
+				return rc;
 			break;
 		case OPT_TLS:
 			if (cli_tls_arg(optarg, &o->tls, &o->tls_auto) == -1)
@@ -1019,11 +1017,8 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 			o->pw.cmd = optarg;
 			break;
 		case OPT_AUTH:
-			if ((o->auth = sk_auth_mech_parse(optarg)) ==
-			    SK_AUTH_NONE)
-				return cli_usage_error("doctor", _("--auth %s: use "
-				    "PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or "
-				    "OAUTHBEARER"), optarg);
+			if ((rc = cli_opt_auth("doctor", optarg, &o->auth)) != 0)
+				return rc;
 			break;
 		case OPT_FROM:
 			o->from = optarg;
@@ -1035,10 +1030,9 @@ parse_opts(int argc, char **argv, struct doctor_opts *o)
 			o->send = true;
 			break;
 		case OPT_TIMEOUT:
-			if (cli_parse_number(optarg, 1, 3600, &v) == -1)
-				return cli_usage_error("doctor", _("--timeout %s: "
-				    "give seconds (1-3600)"), optarg);
-			o->timeout_s = (int)v;
+			if ((rc = cli_opt_timeout("doctor", optarg,
+			    &o->timeout_s)) != 0)
+				return rc;
 			break;
 		case OPT_CAFILE:
 			o->ca_file = optarg;

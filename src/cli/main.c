@@ -96,6 +96,39 @@ cli_parse_number(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+int
+cli_opt_port(const char *cmd, const char *arg, unsigned *port)
+{
+	long v;
+
+	if (cli_parse_number(arg, 1, 65535, &v) == -1)
+		return cli_usage_error(cmd, _("--port %s: not a port number "
+		    "(1-65535)"), arg);
+	*port = (unsigned)v;
+	return 0;
+}
+
+int
+cli_opt_timeout(const char *cmd, const char *arg, int *secs)
+{
+	long v;
+
+	if (cli_parse_number(arg, 1, 3600, &v) == -1)
+		return cli_usage_error(cmd, _("--timeout %s: give seconds "
+		    "(1-3600)"), arg);
+	*secs = (int)v;
+	return 0;
+}
+
+int
+cli_opt_auth(const char *cmd, const char *arg, enum sk_auth_mech *mech)
+{
+	if ((*mech = sk_auth_mech_parse(arg)) == SK_AUTH_NONE)
+		return cli_usage_error(cmd, _("--auth %s: use PLAIN, LOGIN, "
+		    "CRAM-MD5, XOAUTH2 or OAUTHBEARER"), arg);
+	return 0;
+}
+
 void
 cli_print_error(const struct sk_error *err)
 {

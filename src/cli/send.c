@@ -236,7 +236,7 @@ strlist_free(struct strlist *l)
 static int
 parse_opts(int argc, char **argv, struct send_opts *o)
 {
-	long v;
+	int rc;
 	int c, i;
 
 	opterr = 0;
@@ -255,10 +255,8 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 			o->host = optarg;
 			break;
 		case OPT_PORT:
-			if (cli_parse_number(optarg, 1, 65535, &v) == -1)
-				return cli_usage_error("send", "--port %s: not a port "
-				    "number (1-65535)", optarg);
-			o->port = (unsigned)v;
+			if ((rc = cli_opt_port("send", optarg, &o->port)) != 0)
+				return rc;
 			break;
 		case OPT_TLS:
 			if (sk_tls_mode_parse(optarg, &o->tls_mode) == -1)
@@ -284,11 +282,8 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 			o->pw.cmd = optarg;
 			break;
 		case OPT_AUTH:
-			if ((o->auth = sk_auth_mech_parse(optarg)) ==
-			    SK_AUTH_NONE)
-				return cli_usage_error("send", "--auth %s: use PLAIN, "
-				    "LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER",
-				    optarg);
+			if ((rc = cli_opt_auth("send", optarg, &o->auth)) != 0)
+				return rc;
 			break;
 		case OPT_PLAINAUTH:
 			o->allow_plaintext_auth = true;
@@ -336,10 +331,9 @@ parse_opts(int argc, char **argv, struct send_opts *o)
 				return EXIT_OSERR;
 			break;
 		case OPT_TIMEOUT:
-			if (cli_parse_number(optarg, 1, 3600, &v) == -1)
-				return cli_usage_error("send", "--timeout %s: give seconds "
-				    "(1-3600)", optarg);
-			o->timeout_s = (int)v;
+			if ((rc = cli_opt_timeout("send", optarg,
+			    &o->timeout_s)) != 0)
+				return rc;
 			break;
 		case OPT_CAFILE:
 			o->ca_file = optarg;

@@ -185,7 +185,7 @@ valid_env_name(const char *s)
 static int
 parse_opts(int argc, char **argv, struct setup_opts *o)
 {
-	long v;
+	int rc;
 	int c;
 
 	o->tls_auto = true;
@@ -207,10 +207,8 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 			o->host = optarg;
 			break;
 		case OPT_PORT:
-			if (cli_parse_number(optarg, 1, 65535, &v) == -1)
-				return cli_usage_error("setup", _("--port %s: not a "
-				    "port number (1-65535)"), optarg);
-			o->port = (unsigned)v;
+			if ((rc = cli_opt_port("setup", optarg, &o->port)) != 0)
+				return rc;
 			break;
 		case OPT_TLS:
 			if (cli_tls_arg(optarg, &o->tls, &o->tls_auto) == -1)
@@ -219,17 +217,13 @@ parse_opts(int argc, char **argv, struct setup_opts *o)
 			o->tls_given = true;
 			break;
 		case OPT_AUTH:
-			if ((o->auth = sk_auth_mech_parse(optarg)) ==
-			    SK_AUTH_NONE)
-				return cli_usage_error("setup", _("--auth %s: use "
-				    "PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or "
-				    "OAUTHBEARER"), optarg);
+			if ((rc = cli_opt_auth("setup", optarg, &o->auth)) != 0)
+				return rc;
 			break;
 		case OPT_TIMEOUT:
-			if (cli_parse_number(optarg, 1, 3600, &v) == -1)
-				return cli_usage_error("setup", _("--timeout %s: "
-				    "give seconds (1-3600)"), optarg);
-			o->timeout_s = (int)v;
+			if ((rc = cli_opt_timeout("setup", optarg,
+			    &o->timeout_s)) != 0)
+				return rc;
 			break;
 		case OPT_CAFILE:
 			o->ca_file = optarg;
