@@ -109,7 +109,7 @@ def need_doctor(t):
             _doctor[t.cfg.binary] = (ok, why)
         ok, why = _doctor[t.cfg.binary]
     if not ok:
-        raise Skip(f"smtpkit doctor not built yet (`smtpkit doctor --help`: {why})")
+        raise Fail(f"`smtpkit doctor --help` failed: {why}")
 
 
 # ---------------------------------------------------------------------------

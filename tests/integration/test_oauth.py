@@ -67,7 +67,7 @@ def _need_oauth(t):
                 or not re.search(r"\blogin\b", text))
         ok = _built[t.cfg.binary]
     if not ok:
-        t.skip("smtpkit oauth not built yet")
+        t.fail("`smtpkit oauth --help` does not offer login")
 
 
 # ---------------------------------------------------------------------------
@@ -772,15 +772,15 @@ def oauth_send_refreshes_near_expiry(t):
 
 def _rewrite_token_file(t, fn):
     """Apply fn to the stored token file's JSON (the format oauth.h
-    documents), keeping its mode; skip when it is not such a file."""
+    documents), keeping its mode; fail when it is not such a file."""
     files = [p for p, data in _token_files(t).items() if data.strip().startswith(b"{")]
     if len(files) != 1:
-        t.skip(f"expected one JSON token file, found {len(files)}")
+        t.fail(f"expected one JSON token file, found {len(files)}")
     path = files[0]
     with open(path) as f:
         data = json.load(f)
     if "expires_at" not in data:
-        t.skip("the token file has no expires_at")
+        t.fail("the token file has no expires_at")
     fn(data)
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(fd, "w") as f:
