@@ -10,7 +10,6 @@ MX (69), no such domain (68) and a silent or failing resolver (75) each
 have their exit status.
 """
 
-import json
 import os
 import time
 
