@@ -118,6 +118,8 @@ enum sk_port_state {
 
 /* "untried", "connected", "refused", "timeout", "unreachable", "reset". */
 const char *sk_port_state_name(enum sk_port_state s);
+/* The same for a person, in the message catalog's language ("timed out"). */
+const char *sk_port_state_words(enum sk_port_state s);
 
 /* What a reachable port turned out to speak. */
 enum sk_port_mode {

@@ -370,26 +370,6 @@ stage_label(enum sk_doctor_stage s)
 }
 
 static const char *
-port_state_label(enum sk_port_state s)
-{
-	switch (s) {
-	case SK_PORT_UNTRIED:
-		return _("not tried");
-	case SK_PORT_CONNECTED:
-		return _("connected");
-	case SK_PORT_REFUSED:
-		return _("refused");
-	case SK_PORT_TIMEOUT:
-		return _("timed out");
-	case SK_PORT_UNREACHABLE:
-		return _("unreachable");
-	case SK_PORT_RESET:
-		return _("reset");
-	}
-	return sk_port_state_name(s);
-}
-
-static const char *
 port_mode_label(const struct sk_doctor_port *p)
 {
 	switch (p->mode) {
@@ -505,7 +485,7 @@ print_ports(const struct out *o, const struct sk_doctor_report *r)
 		(void)snprintf(ms, sizeof(ms), "%lld", (long long)p->ms);
 		cell[0] = p->address;
 		cell[1] = port;
-		cell[2] = port_state_label(p->state);
+		cell[2] = sk_port_state_words(p->state);
 		for (c = 0; c < 3; c++)
 			if ((x = text_width(cell[c], strlen(cell[c]))) > w[c])
 				w[c] = x;
@@ -543,7 +523,7 @@ print_ports(const struct out *o, const struct sk_doctor_report *r)
 		put_padded(o->f, port, w[1], true);
 		fputs("  ", o->f);
 		hue_on(o, h);
-		put_padded(o->f, port_state_label(p->state), w[2], false);
+		put_padded(o->f, sk_port_state_words(p->state), w[2], false);
 		hue_off(o, h);
 		fputs("  ", o->f);
 		put_padded(o->f, port_mode_label(p), w[3], false);

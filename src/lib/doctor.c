@@ -555,8 +555,8 @@ set_port(struct sk_addr *a, unsigned port)
 		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
 }
 
-static const char *
-state_words(enum sk_port_state s)
+const char *
+sk_port_state_words(enum sk_port_state s)
 {
 	switch (s) {
 	case SK_PORT_CONNECTED:
@@ -695,7 +695,7 @@ stage_probe(struct doctor *d, struct sk_error *err)
 			    "dropped)"), p->res.address, (long long)p->res.ms);
 		else
 			ev(d, tcp, _("%s %s after %lld ms (%s)"),
-			    p->res.address, state_words(p->res.state),
+			    p->res.address, sk_port_state_words(p->res.state),
 			    (long long)p->res.ms, sk__errno_text(
 			    p->res.sys_errno, ebuf, sizeof(ebuf)));
 		if (p->greeted) {
@@ -710,7 +710,7 @@ stage_probe(struct doctor *d, struct sk_error *err)
 	for (k = 0; k < d->nports; k++) {
 		s = best_state(d, d->ports[k]);
 		append(tcp->detail, sizeof(tcp->detail), "%s%u: %s",
-		    k ? "; " : "", d->ports[k], state_words(s));
+		    k ? "; " : "", d->ports[k], sk_port_state_words(s));
 		/* Refused alternatives are common and harmless; drops are news. */
 		if ((s == SK_PORT_TIMEOUT || s == SK_PORT_UNREACHABLE) &&
 		    d->ports[k] != t)
